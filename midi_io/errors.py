@@ -1,0 +1,13 @@
+"""Errors raised by midi_io. One base class; callers catch ``MidiIOError``."""
+
+
+class MidiIOError(Exception):
+    """Base for midi_io failures."""
+
+
+class MidiDecodeError(MidiIOError):
+    """Bytes or a file are not a readable Standard MIDI File (the message names the file and reason)."""
+
+
+class PortUnavailableError(MidiIOError):
+    """A MIDI port could not be opened, or vanished while in use."""

@@ -1,0 +1,1 @@
+"""Pure codecs: values <-> token ids. No I/O, torch or randomness."""

@@ -1,0 +1,1 @@
+"""Dataset builders and the ``TrainData`` implementations of the three models."""

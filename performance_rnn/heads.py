@@ -1,0 +1,97 @@
+"""Output heads: turn a model's per-step parameters into a distribution to sample from and score.
+
+A head has ``num_params`` (the model's output width), ``sample(params, settings, generators)`` and
+``log_prob(params, targets)``. ``CategoricalHead`` serves music events and text characters; the stroke
+mixture head lives in ``performance_rnn.strokes``. The sampler never branches on which head it holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+from torch import Tensor
+
+from performance_rnn.config import SamplingConfig
+
+
+@dataclass(frozen=True)
+class BatchSampling:
+    """Per-stream sampling settings as tensors (B,): temperature (0 = greedy), top_k (0 = off), top_p (1 = off)."""
+
+    temperature: Tensor
+    top_k: Tensor
+    top_p: Tensor
+
+    @staticmethod
+    def of(configs: Sequence[SamplingConfig], device: torch.device | str = "cpu") -> BatchSampling:
+        return BatchSampling(
+            torch.tensor([c.temperature for c in configs], dtype=torch.float32, device=device),
+            torch.tensor([c.top_k or 0 for c in configs], dtype=torch.long, device=device),
+            torch.tensor([c.top_p or 1.0 for c in configs], dtype=torch.float32, device=device),
+        )
+
+    def select(self, index: Tensor) -> BatchSampling:
+        return BatchSampling(self.temperature[index], self.top_k[index], self.top_p[index])
+
+
+def draw_uniform(generators: Sequence[torch.Generator], n: int = 1) -> Tensor:
+    """(B, n) uniforms in [0, 1), row b drawn from generators[b] (so a stream's samples do not depend on
+    which other streams share its batch)."""
+    return torch.stack([torch.rand(n, generator=g, dtype=torch.float64) for g in generators])
+
+
+def draw_normal(generators: Sequence[torch.Generator], n: int = 1) -> Tensor:
+    """(B, n) standard normals, row b from generators[b]."""
+    return torch.stack([torch.randn(n, generator=g, dtype=torch.float64) for g in generators])
+
+
+class Head(Protocol):
+    num_params: int
+
+    def sample(self, params: Tensor, settings: BatchSampling, generators: Sequence[torch.Generator]) -> Tensor: ...
+
+    def log_prob(self, params: Tensor, targets: Tensor) -> Tensor: ...
+
+
+def filtered_log_probs(logits: Tensor, settings: BatchSampling) -> Tensor:
+    """logits (B, V) -> log-probabilities after temperature, top-k and top-p (removed tokens get -inf).
+
+    Temperature 0 rows keep only their argmax.
+    """
+    temp = settings.temperature.to(logits.device).unsqueeze(1)  # (B, 1)
+    scaled = logits.float() / temp.clamp_min(1e-6)
+    greedy = temp.squeeze(1) <= 0
+    sorted_logits, order = torch.sort(scaled, dim=-1, descending=True)  # (B, V)
+    rank = torch.arange(logits.shape[-1], device=logits.device).unsqueeze(0)  # (1, V)
+    k = settings.top_k.to(logits.device).unsqueeze(1)
+    k = torch.where(greedy.unsqueeze(1), torch.ones_like(k), k)
+    drop = (k > 0) & (rank >= k)
+    probs = torch.softmax(sorted_logits, dim=-1)
+    before = torch.cumsum(probs, dim=-1) - probs  # mass strictly above each rank
+    drop |= (before >= settings.top_p.to(logits.device).unsqueeze(1)) & (rank > 0)
+    sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
+    filtered = torch.full_like(scaled, float("-inf")).scatter(1, order, sorted_logits)
+    return torch.log_softmax(filtered, dim=-1)
+
+
+class CategoricalHead:
+    """A softmax over ``vocab_size`` tokens. Temperature divides the logits."""
+
+    def __init__(self, vocab_size: int) -> None:
+        self.num_params = vocab_size
+
+    def sample(self, params: Tensor, settings: BatchSampling, generators: Sequence[torch.Generator]) -> Tensor:
+        """params (B, V) logits -> tokens (B,) int64, by inverse CDF on a per-stream uniform."""
+        probs = filtered_log_probs(params, settings).exp().double()  # (B, V)
+        cdf = torch.cumsum(probs, dim=-1)
+        u = draw_uniform(generators).to(probs.device) * cdf[:, -1:]  # (B, 1)
+        tokens = torch.searchsorted(cdf, u, right=True).squeeze(1)
+        return tokens.clamp_max(params.shape[-1] - 1)
+
+    def log_prob(self, params: Tensor, targets: Tensor) -> Tensor:
+        """params (..., V), targets (...) int64 -> log p(targets) (...)."""
+        logp = torch.log_softmax(params.float(), dim=-1)
+        return logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1)

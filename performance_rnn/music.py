@@ -1,0 +1,177 @@
+"""Music generation on top of the one sampler: load the checkpoint, build primers and controls, stop after
+N seconds of music, decode events to notes (the primer excluded unless asked)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from midi_io.notes import Note
+from performance_rnn.checkpoint import build_model, load_raw
+from performance_rnn.codecs.controls import CONTROL_DIM, control_vector, density_bin, key_histogram
+from performance_rnn.codecs.performance import (
+    Event,
+    EventType,
+    PerformanceCodecConfig,
+    decode,
+    encode,
+    encode_event,
+    events_to_notes,
+    notes_to_events,
+)
+from performance_rnn.config import SamplingConfig
+from performance_rnn.errors import CheckpointError
+from performance_rnn.heads import CategoricalHead
+from performance_rnn.model import RecurrentModel
+from performance_rnn.sampling import beam_search, generate, generators_from_seeds
+
+PITCH_CLASSES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+_FLATS = {"DB": "C#", "EB": "D#", "GB": "F#", "AB": "G#", "BB": "A#"}
+
+
+@dataclass
+class MusicModel:
+    model: RecurrentModel
+    head: CategoricalHead
+    codec: PerformanceCodecConfig
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def conditioned(self) -> bool:
+        return self.model.config.control_size == CONTROL_DIM
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+
+def load_music(path: str | os.PathLike[str], device: str = "cpu") -> MusicModel:
+    """Load a music checkpoint. Raises CheckpointError."""
+    ckpt = load_raw(path)
+    if ckpt["kind"] != "music":
+        raise CheckpointError(f"{path}: a {ckpt['kind']!r} checkpoint, not a music one")
+    codec_dict = {k: v for k, v in ckpt["codec"].items() if k != "name"}
+    codec = PerformanceCodecConfig(**codec_dict)
+    model = build_model(ckpt, device)
+    return MusicModel(model, CategoricalHead(model.config.output_size), codec, dict(ckpt.get("meta", {})))
+
+
+def parse_key(key: str) -> list[float]:
+    """'C', 'F#', 'Bb minor', 'Am' -> a pitch-class histogram favouring that scale."""
+    text = key.strip()
+    mode = "major"
+    low = text.lower()
+    for suffix, m in ((" minor", "minor"), (" major", "major"), ("min", "minor"), ("maj", "major"), ("m", "minor")):
+        if low.endswith(suffix) and len(text) > len(suffix):
+            text, mode = text[: -len(suffix)].strip(), m
+            break
+    name = text.upper()
+    name = _FLATS.get(name, name)
+    if name not in PITCH_CLASSES:
+        raise ValueError(f"unknown key {key!r}: use e.g. C, F#, Bb, 'A minor', Am")
+    return key_histogram(PITCH_CLASSES.index(name), mode)
+
+
+def controls_for(mm: MusicModel, density_nps: float | None, key: str | None) -> torch.Tensor | None:
+    """The control vector (C,) for a stream: None for an unconditioned model; the disable flag when neither
+    density (notes per second) nor key is given."""
+    if not mm.conditioned:
+        if density_nps is not None or key is not None:
+            raise ValueError("this checkpoint was trained without controls: density and key are unavailable")
+        return None
+    d = None if density_nps is None else density_bin(density_nps)
+    h = None if key is None else parse_key(key)
+    return torch.from_numpy(control_vector(d, h))
+
+
+def primer_tokens(mm: MusicModel, notes: Sequence[Note] | None) -> tuple[list[int], float]:
+    """Primer notes -> (tokens, primer length in s). Without notes, one 1 s TIME_SHIFT (the browser demo's
+    seed event); with notes, the primer ends at its last note-off."""
+    seed = [encode_event(Event(EventType.TIME_SHIFT, mm.codec.max_shift_steps), mm.codec)]
+    if not notes:
+        return seed, 0.0
+    t0 = min(n.start_s for n in notes)
+    shifted = [Note(n.pitch, n.velocity, n.start_s - t0, n.end_s - t0) for n in notes]
+    tokens = encode(notes_to_events(shifted, mm.codec), mm.codec)
+    return tokens, max(n.end_s for n in shifted)
+
+
+def chord_primer(pitches: Sequence[int], velocity: int = 100, seconds: float = 0.5) -> list[Note]:
+    """Magenta's --primer_pitches: one chord held for 0.5 s at velocity 100."""
+    return [Note(int(p), velocity, 0.0, seconds) for p in pitches]
+
+
+def shift_seconds(tokens: torch.Tensor, codec: PerformanceCodecConfig) -> torch.Tensor:
+    """(B,) tokens -> seconds each advances the clock (0 for non-TIME_SHIFT tokens)."""
+    lo = 256
+    is_shift = (tokens >= lo) & (tokens < lo + codec.max_shift_steps)
+    return torch.where(is_shift, (tokens - lo + 1).float() / codec.steps_per_second, torch.zeros_like(tokens).float())
+
+
+def generate_performances(
+    mm: MusicModel,
+    *,
+    seconds: float,
+    seeds: Sequence[int],
+    sampling: SamplingConfig = SamplingConfig(),
+    primer: Sequence[Note] | None = None,
+    density_nps: float | None = None,
+    key: str | None = None,
+    include_primer: bool = False,
+    max_events_per_second: float = 200.0,
+) -> list[list[Note]]:
+    """One performance of ``seconds`` per seed, batched; primer excluded unless ``include_primer``."""
+    if not 0 < seconds <= 3600:
+        raise ValueError(f"seconds must be in range (0, 3600], got {seconds}")
+    tokens, primer_s = primer_tokens(mm, primer)
+    ctrl = controls_for(mm, density_nps, key)
+    dev = mm.device
+    prim = torch.tensor(tokens, dtype=torch.long, device=dev)
+    prim_ctrl = None if ctrl is None else ctrl.to(dev).expand(len(tokens), -1)
+    n = len(seeds)
+    clock = torch.zeros(n)
+    out: list[list[int]] = [[] for _ in range(n)]
+
+    def stop(step: int, outputs: torch.Tensor) -> torch.Tensor:
+        nonlocal clock
+        clock = clock + shift_seconds(outputs.cpu(), mm.codec)
+        return clock >= seconds
+
+    batch_ctrl = None if ctrl is None else ctrl.to(dev).expand(n, -1)
+    for outputs, active in generate(
+        mm.model, mm.head, [prim] * n, [sampling] * n, generators_from_seeds(seeds),
+        max_steps=int(seconds * max_events_per_second) + 16,
+        primer_controls=None if prim_ctrl is None else [prim_ctrl] * n,
+        controls=(lambda t, last: batch_ctrl) if batch_ctrl is not None else None,
+        stop=stop,
+    ):
+        for i in torch.nonzero(active).flatten().tolist():
+            out[i].append(int(outputs[i]))
+    return [_to_notes(mm, toks, seconds, primer, primer_s, include_primer) for toks in out]
+
+
+def beam_performance(mm: MusicModel, *, seconds: float, beam_size: int, primer: Sequence[Note] | None = None,
+                     temperature: float = 1.0, include_primer: bool = False) -> list[Note]:
+    """The most likely continuation under beam search, cut to ``seconds``."""
+    tokens, primer_s = primer_tokens(mm, primer)
+    ctrl = controls_for(mm, None, None)
+    prim = torch.tensor(tokens, dtype=torch.long, device=mm.device)
+    steps = int(seconds * 60) + 16
+    seq, _ = beam_search(mm.model, mm.head, prim, beam_size=beam_size, max_steps=steps, temperature=temperature,
+                         primer_controls=None if ctrl is None else ctrl.expand(len(tokens), -1),
+                         controls=None if ctrl is None else ctrl.expand(steps, -1))
+    return _to_notes(mm, seq, seconds, primer, primer_s, include_primer)
+
+
+def _to_notes(mm: MusicModel, tokens: list[int], seconds: float, primer: Sequence[Note] | None,
+              primer_s: float, include_primer: bool) -> list[Note]:
+    notes = [n for n in events_to_notes(decode(tokens, mm.codec), mm.codec) if n.start_s < seconds]
+    notes = [Note(n.pitch, n.velocity, n.start_s, min(n.end_s, seconds)) for n in notes]
+    if not include_primer or not primer:
+        return notes
+    t0 = min(n.start_s for n in primer)
+    head = [Note(n.pitch, n.velocity, n.start_s - t0, n.end_s - t0) for n in primer]
+    return head + [Note(n.pitch, n.velocity, n.start_s + primer_s, n.end_s + primer_s) for n in notes]

@@ -1,0 +1,84 @@
+"""``perfrnn generate``: write .mid files from the shipped music checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[2] / "checkpoints" / "music.pt"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-o", "--output", default="out.mid", help="output file; with --num-outputs N: out-1.mid ...")
+    p.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT))
+    p.add_argument("--seconds", type=float, default=20.0, help="seconds of music to generate (after the primer)")
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--top-k", type=int, default=None)
+    p.add_argument("--top-p", type=float, default=None)
+    p.add_argument("--beam-size", type=int, default=0, help="beam search instead of sampling (0 = sample)")
+    p.add_argument("--seed", type=int, default=0, help="the same seed gives the same file")
+    prim = p.add_mutually_exclusive_group()
+    prim.add_argument("--primer", metavar="FILE.mid", help="continue this MIDI file")
+    prim.add_argument("--primer-pitches", metavar="60,64,67", help="prime with one chord held for 0.5 s")
+    p.add_argument("--include-primer", action="store_true", help="put the primer at the start of the output")
+    p.add_argument("--density", type=float, default=None, help="target note density, notes per second (1..64)")
+    p.add_argument("--key", default=None, help="favour a key: C, F#, Bb, 'A minor', Am")
+    p.add_argument("--num-outputs", type=int, default=1)
+    p.add_argument("--device", default="cpu")
+
+
+def _pitches(text: str) -> list[int]:
+    try:
+        pitches = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise ValueError(f"--primer-pitches must be comma-separated MIDI pitches, got {text!r}") from None
+    if not pitches or any(not 0 <= x <= 127 for x in pitches):
+        raise ValueError("--primer-pitches must be MIDI pitches in range 0..127")
+    return pitches
+
+
+def output_paths(output: str, n: int) -> list[Path]:
+    base = Path(output)
+    if n == 1:
+        return [base]
+    return [base.with_name(f"{base.stem}-{i + 1}{base.suffix or '.mid'}") for i in range(n)]
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from midi_io.files import read_notes, write_notes
+    from performance_rnn.config import SamplingConfig
+    from performance_rnn.music import beam_performance, chord_primer, generate_performances, load_music
+
+    t0 = time.monotonic()
+    if not 1 <= args.num_outputs <= 64:
+        raise ValueError("--num-outputs must be in range 1..64")
+    sampling = SamplingConfig(args.temperature, args.top_k, args.top_p)
+    primer = None
+    if args.primer:
+        primer = [n for n in read_notes(args.primer) if not n.is_drum]
+        if not primer:
+            raise ValueError(f"{args.primer}: the primer holds no notes")
+    elif args.primer_pitches:
+        primer = chord_primer(_pitches(args.primer_pitches))
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("--device cuda asked for, but torch sees no CUDA device")
+    torch.set_num_threads(1)  # one stream step is latency-bound: more threads only add synchronisation
+    mm = load_music(args.checkpoint, args.device)
+    if args.beam_size:
+        performances = [beam_performance(mm, seconds=args.seconds, beam_size=args.beam_size, primer=primer,
+                                         temperature=args.temperature, include_primer=args.include_primer)]
+    else:
+        seeds = [args.seed + i for i in range(args.num_outputs)]
+        performances = generate_performances(mm, seconds=args.seconds, seeds=seeds, sampling=sampling, primer=primer,
+                                             density_nps=args.density, key=args.key,
+                                             include_primer=args.include_primer)
+    for path, notes in zip(output_paths(args.output, len(performances)), performances):
+        write_notes(notes, path)
+        end = max((n.end_s for n in notes), default=0.0)
+        print(f"wrote {path}: {len(notes)} notes, {end:.1f} s", file=sys.stderr)
+    print(f"done in {time.monotonic() - t0:.1f} s", file=sys.stderr)
+    return 0
