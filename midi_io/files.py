@@ -37,7 +37,7 @@ def read_notes(
             warnings.simplefilter("ignore")  # pretty_midi warns on odd but readable files
             pm = pretty_midi.PrettyMIDI(io.BytesIO(data))
     except _PARSE_ERRORS as exc:
-        raise MidiDecodeError(f"{label}: cannot parse MIDI: {exc or type(exc).__name__}") from exc
+        raise MidiDecodeError(f"{label}: cannot parse MIDI: {str(exc) or type(exc).__name__}") from exc
     notes: list[Note] = []
     for inst in pm.instruments:
         raw = [(n.pitch, n.velocity, n.start, n.end) for n in inst.notes if n.end > n.start and n.velocity > 0]

@@ -202,7 +202,7 @@ def train(
             opt.step()
             state["step"] = step + 1
             state["tokens"] += int(n) * world
-            run_nll, run_n = run_nll + float(nll), run_n + int(n)
+            run_nll, run_n = run_nll + float(nll.detach()), run_n + int(n)
             state["wall_s"] = wall0 + time.monotonic() - start
             done = state["step"] >= cfg.steps
             timed_out = bool(cfg.max_minutes) and time.monotonic() - start > cfg.max_minutes * 60

@@ -1,0 +1,50 @@
+import numpy as np
+import pytest
+
+from midi_io.notes import Note
+from performance_rnn.codecs.controls import (
+    CONTROL_DIM,
+    control_vector,
+    density_bin,
+    event_controls,
+    key_histogram,
+)
+from performance_rnn.codecs.performance import PerformanceCodecConfig, notes_to_events
+
+CFG = PerformanceCodecConfig()
+
+
+@pytest.mark.parametrize(("nps", "bin_"), [(0.0, 0), (0.99, 0), (1.0, 1), (3.9, 2), (15.0, 4), (64.0, 7), (500, 7)])
+def test_density_bins_are_powers_of_two(nps: float, bin_: int) -> None:
+    assert density_bin(nps) == bin_
+
+
+def test_disabled_vector_is_flag_only() -> None:
+    v = control_vector(None, None)
+    assert v.shape == (CONTROL_DIM,) and v[0] == 1 and v[1:].sum() == 0
+
+
+def test_enabled_vector_has_one_hot_density_and_normalised_histogram() -> None:
+    v = control_vector(3, key_histogram(0, "major"))
+    assert v[0] == 0 and v[1 + 3] == 1 and v[1:9].sum() == 1
+    assert v[9:].sum() == pytest.approx(1.0) and v[9 + 1] == 0  # C# is outside C major
+
+
+def test_bad_controls_raise() -> None:
+    with pytest.raises(ValueError, match="density"):
+        control_vector(8, None)
+    with pytest.raises(ValueError, match="histogram"):
+        control_vector(None, [1.0] * 11)
+
+
+def test_event_controls_measure_the_music_ahead() -> None:
+    # 2 s of eight notes per second on C and E, then silence
+    notes = [Note(60 if i % 2 else 64, 80, i / 8, i / 8 + 0.1) for i in range(16)]
+    events = notes_to_events(notes, CFG)
+    ctrl = event_controls(events, CFG)
+    assert ctrl.shape == (len(events), CONTROL_DIM)
+    first = ctrl[0]
+    assert np.argmax(first[1:9]) == density_bin(16 / 3.0)  # 16 onsets in the forward 3 s window
+    hist = first[9:]
+    assert hist[0] == pytest.approx(hist[4], rel=0.05) and hist[0] > 0.45  # C and E share the mass (up to 10 ms rounding)
+    assert (ctrl[:, 0] == 0).all()

@@ -1,0 +1,20 @@
+"""The import direction: service -> performance_rnn, midi_io; performance_rnn -> midi_io.notes only."""
+
+import subprocess
+import sys
+
+
+def _modules_after(stmt: str) -> set[str]:
+    code = f"import sys; {stmt}; print(' '.join(sorted(m.split('.')[0] for m in sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return set(out.stdout.split())
+
+
+def test_performance_rnn_imports_no_midi_or_web_library() -> None:
+    mods = _modules_after("import performance_rnn.music, performance_rnn.train, performance_rnn.data.music")
+    assert not mods & {"mido", "pretty_midi", "rtmidi", "fastapi", "service"}
+
+
+def test_midi_io_never_imports_torch() -> None:
+    mods = _modules_after("import midi_io, midi_io.files")
+    assert "torch" not in mods and "performance_rnn" not in mods
