@@ -1,0 +1,63 @@
+"""Count-based baselines for held-out NLL per event: a unigram and interpolated absolute-discounting n-grams.
+
+They score exactly the targets the LSTM scores (the same windows, context limited to the window), so the
+figures sit side by side in the model card.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+
+
+class NGram:
+    """Interpolated absolute discounting (Ney et al.): each order discounts its counts by ``discount`` and
+    hands the mass to the next lower order; order 0 is add-one smoothed over the vocabulary."""
+
+    def __init__(self, order: int, vocab_size: int, discount: float = 0.75) -> None:
+        if order < 1:
+            raise ValueError(f"order must be >= 1, got {order}")
+        self.order = order
+        self.vocab_size = vocab_size
+        self.discount = discount
+        self.counts: list[Counter[tuple[int, ...]]] = [Counter() for _ in range(order)]  # k: (k context + 1)-grams
+        self.context: list[Counter[tuple[int, ...]]] = [Counter() for _ in range(order)]
+        self.types: list[defaultdict[tuple[int, ...], int]] = [defaultdict(int) for _ in range(order)]
+
+    def fit(self, sequences: Sequence[Sequence[int]]) -> NGram:
+        for seq in sequences:
+            seq = list(seq)
+            for k in range(self.order):  # k = context length
+                grams = Counter(tuple(seq[i - k : i + 1]) for i in range(k, len(seq)))
+                self.counts[k].update(grams)
+        for k in range(self.order):
+            for gram, c in self.counts[k].items():
+                self.context[k][gram[:-1]] += c
+                self.types[k][gram[:-1]] += 1
+        return self
+
+    def prob(self, context: Sequence[int], token: int) -> float:
+        total = self.counts[0]
+        n0 = sum(total.values()) if not hasattr(self, "_n0") else self._n0
+        self._n0 = n0
+        p = (total.get((token,), 0) + 1) / (n0 + self.vocab_size)
+        for k in range(1, self.order):
+            if len(context) < k:
+                break
+            ctx = tuple(context[len(context) - k :])
+            c_ctx = self.context[k].get(ctx, 0)
+            if not c_ctx:
+                break
+            c = self.counts[k].get((*ctx, token), 0)
+            p = max(c - self.discount, 0.0) / c_ctx + self.discount * self.types[k][ctx] / c_ctx * p
+        return p
+
+    def nll(self, windows: Sequence[Sequence[int]]) -> float:
+        """Mean -log p per predicted token; in each window every token after the first is predicted."""
+        total, n = 0.0, 0
+        for w in windows:
+            for i in range(1, len(w)):
+                total -= math.log(self.prob(w[max(0, i - self.order + 1) : i], w[i]))
+                n += 1
+        return total / max(1, n)
