@@ -23,7 +23,9 @@ from performance_rnn.codecs.performance import (
     notes_to_events,
 )
 from performance_rnn.config import SamplingConfig
+from performance_rnn.engine import Engine, StreamSpec
 from performance_rnn.errors import CheckpointError
+from performance_rnn.fast_step import FastStep
 from performance_rnn.heads import CategoricalHead
 from performance_rnn.model import RecurrentModel
 from performance_rnn.sampling import beam_search, generate, generators_from_seeds
@@ -175,3 +177,20 @@ def _to_notes(mm: MusicModel, tokens: list[int], seconds: float, primer: Sequenc
     t0 = min(n.start_s for n in primer)
     head = [Note(n.pitch, n.velocity, n.start_s - t0, n.end_s - t0) for n in primer]
     return head + [Note(n.pitch, n.velocity, n.start_s + primer_s, n.end_s + primer_s) for n in notes]
+
+
+def music_engine(mm: MusicModel, *, fast: bool = True, max_streams: int = 64, **kw: object) -> Engine:
+    """An engine for this music model: the fused step (``fast``), music-time pacing by TIME_SHIFT tokens,
+    and the disable-conditioning vector as the default control of a conditioned model."""
+    model = FastStep(mm.model) if fast else mm.model
+    default = torch.from_numpy(control_vector(None, None)) if mm.conditioned else None
+    return Engine(model, mm.head, seconds_of=lambda t: shift_seconds(t, mm.codec), default_controls=default,
+                  max_streams=max_streams, device=mm.device, **kw)  # type: ignore[arg-type]
+
+
+def stream_spec(mm: MusicModel, *, seed: int, sampling: SamplingConfig = SamplingConfig(),
+                primer: Sequence[Note] | None = None, density_nps: float | None = None, key: str | None = None,
+                lookahead_s: float | None = 0.2, max_seconds: float | None = None) -> StreamSpec:
+    tokens, _ = primer_tokens(mm, primer)
+    return StreamSpec(torch.tensor(tokens, dtype=torch.long), sampling, seed, controls_for(mm, density_nps, key),
+                      lookahead_s, max_seconds)

@@ -1,0 +1,297 @@
+"""The engine: one worker thread owns the model and steps every active stream together in one batch.
+
+Streams join and leave at any step, each with its own sampling settings, controls, RNG and LSTM state.
+A live stream is generated at most ``lookahead_s`` of music ahead of its wall clock, so a control change
+reaches the music within the lookahead; an offline stream (``lookahead_s=None``) runs as fast as it can.
+Consumers read a stream's tokens from a thread-safe queue; ``None`` marks its end.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from performance_rnn.config import SamplingConfig
+from performance_rnn.heads import BatchSampling, Head
+from performance_rnn.model import LSTMState
+from performance_rnn.sampling import Frontier, StepModel, advance, prime
+
+log = logging.getLogger(__name__)
+
+
+class EngineBusy(RuntimeError):
+    """The engine holds its maximum number of streams: try again later."""
+
+
+@dataclass
+class StreamSpec:
+    primer: torch.Tensor  # (T,) tokens, T >= 1
+    sampling: SamplingConfig = SamplingConfig()
+    seed: int = 0
+    controls: torch.Tensor | None = None  # (C,) for a conditioned model
+    lookahead_s: float | None = 0.2  # music generated ahead of the wall clock; None = offline, no pacing
+    max_seconds: float | None = None  # end the stream after this much music
+    max_steps: int | None = None  # or after this many tokens
+
+
+@dataclass
+class Stream:
+    """A handle to one stream. Thread-safe: change controls or close it from any thread."""
+
+    id: int
+    spec: StreamSpec
+    tokens: queue.Queue[int | None] = field(default_factory=queue.Queue)
+    music_s: float = 0.0  # music time generated so far
+    steps: int = 0
+    started_at: float = 0.0  # engine clock when the stream's music time 0 is due
+    paused_at: float | None = None
+    closed: threading.Event = field(default_factory=threading.Event)
+    _pending: dict[str, object] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def set_sampling(self, sampling: SamplingConfig) -> None:
+        with self._lock:
+            self._pending["sampling"] = sampling
+
+    def set_controls(self, controls: torch.Tensor | None) -> None:
+        with self._lock:
+            self._pending["controls"] = controls
+
+    def pause(self) -> None:
+        with self._lock:
+            self._pending["pause"] = True
+
+    def resume(self) -> None:
+        with self._lock:
+            self._pending["pause"] = False
+
+    def close(self) -> None:
+        self.closed.set()
+
+    def take_pending(self) -> dict[str, object]:
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        return pending
+
+
+class Engine:
+    """Continuous batching over one step model and head. ``seconds_of`` maps a batch of tokens to the music
+    seconds each advances (music: TIME_SHIFT lengths), which paces live streams."""
+
+    def __init__(self, model: StepModel, head: Head, *, seconds_of: Callable[[torch.Tensor], torch.Tensor],
+                 default_controls: torch.Tensor | None = None, max_streams: int = 64,
+                 clock: Callable[[], float] = time.monotonic, device: torch.device | str = "cpu") -> None:
+        self.model, self.head, self.seconds_of = model, head, seconds_of
+        self.default_controls = default_controls
+        self.max_streams = max_streams
+        self.clock = clock
+        self.device = torch.device(device)
+        self._joining: list[Stream] = []
+        self._streams: list[Stream] = []  # row i of the batch tensors is _streams[i]
+        self._frontier: Frontier | None = None
+        self._settings: BatchSampling | None = None
+        self._controls: torch.Tensor | None = None
+        self._generators: list[torch.Generator] = []
+        self._next_id = 0
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.steps = 0  # batched steps taken (stats)
+        self.stepped_rows = 0
+
+    # ---- public API (any thread) ----
+    def start(self) -> Engine:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="engine", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> Engine:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def active(self) -> int:
+        with self._lock:
+            return len(self._streams) + len(self._joining)
+
+    def open(self, spec: StreamSpec) -> Stream:
+        """Add a stream; it is primed and joins the batch at the next step. Raises EngineBusy when full."""
+        if spec.primer.ndim < 1 or spec.primer.shape[0] < 1:
+            raise ValueError("a stream needs a primer of at least one token")
+        with self._lock:
+            if len(self._streams) + len(self._joining) >= self.max_streams:
+                raise EngineBusy(f"the engine already runs {self.max_streams} streams")
+            stream = Stream(self._next_id, spec)
+            self._next_id += 1
+            self._joining.append(stream)
+        self._wake.set()
+        return stream
+
+    # ---- worker ----
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                self._admit()
+                self._apply_pending()
+                rows = self._due_rows()
+                if rows is None:
+                    self._wake.wait(timeout=0.002)
+                    self._wake.clear()
+                    continue
+                self._step(rows)
+        except Exception:  # a crash ends every stream rather than leaving consumers waiting forever
+            log.exception("engine worker failed")
+        finally:
+            for s in self._streams + self._joining:
+                s.tokens.put(None)
+
+    def _admit(self) -> None:
+        with self._lock:
+            joining, self._joining = self._joining, []
+        if not joining:
+            return
+        specs = [s.spec for s in joining]
+        ctrl_seq = [None if self._ctrl(sp) is None else self._ctrl(sp).expand(sp.primer.shape[0], -1) for sp in specs]
+        with torch.no_grad():
+            frontier = prime(self.model, [sp.primer.to(self.device) for sp in specs],
+                             ctrl_seq if self.default_controls is not None else None)
+        now = self.clock()
+        gens = []
+        for s in joining:
+            s.started_at = now
+            g = torch.Generator()
+            g.manual_seed(int(s.spec.seed))
+            gens.append(g)
+        settings = BatchSampling.of([sp.sampling for sp in specs], self.device)
+        ctrls = None if self.default_controls is None else torch.stack([self._ctrl(sp) for sp in specs])
+        with self._lock:
+            if self._frontier is None:
+                self._frontier, self._settings, self._controls = frontier, settings, ctrls
+            else:
+                f = self._frontier
+                self._frontier = Frontier(torch.cat([f.params, frontier.params]),
+                                          LSTMState.cat([f.state, frontier.state]))
+                assert self._settings is not None
+                self._settings = BatchSampling(*(torch.cat([a, b]) for a, b in
+                                                 zip(_fields(self._settings), _fields(settings))))
+                if self._controls is not None and ctrls is not None:
+                    self._controls = torch.cat([self._controls, ctrls])
+            self._streams.extend(joining)
+            self._generators.extend(gens)
+
+    def _ctrl(self, spec: StreamSpec) -> torch.Tensor | None:
+        if self.default_controls is None:
+            return None
+        c = spec.controls if spec.controls is not None else self.default_controls
+        return c.to(self.device).float()
+
+    def _apply_pending(self) -> None:
+        """Apply control changes, pauses and closes between steps (so they reach the next token)."""
+        drop = []
+        now = self.clock()
+        for i, s in enumerate(self._streams):
+            if s.closed.is_set():
+                drop.append(i)
+                continue
+            pending = s.take_pending()
+            if "sampling" in pending:
+                sp = BatchSampling.of([pending["sampling"]], self.device)  # type: ignore[list-item]
+                assert self._settings is not None
+                self._settings.temperature[i], self._settings.top_k[i], self._settings.top_p[i] = (
+                    sp.temperature[0], sp.top_k[0], sp.top_p[0])
+            if "controls" in pending and self._controls is not None:
+                c = pending["controls"]
+                self._controls[i] = (self.default_controls if c is None else c).to(self.device)  # type: ignore
+            if pending.get("pause") is True and s.paused_at is None:
+                s.paused_at = now
+            elif pending.get("pause") is False and s.paused_at is not None:
+                s.started_at += now - s.paused_at  # the music clock did not run while paused
+                s.paused_at = None
+        if drop:
+            self._remove(drop)
+
+    def _due_rows(self) -> list[int] | None:
+        """Rows that need a token now: offline streams always, live ones while within their lookahead."""
+        now = self.clock()
+        rows = []
+        for i, s in enumerate(self._streams):
+            la = s.spec.lookahead_s
+            if s.paused_at is not None:
+                continue
+            if la is None or s.music_s < (now - s.started_at) + la:
+                rows.append(i)
+        return rows or None
+
+    def _step(self, rows: list[int]) -> None:
+        assert self._frontier is not None and self._settings is not None
+        idx = torch.tensor(rows, device=self.device)
+        full = len(rows) == len(self._streams)
+        f = self._frontier if full else Frontier(self._frontier.params.index_select(0, idx),
+                                                 self._frontier.state.select(idx))
+        settings = self._settings if full else self._settings.select(idx)
+        ctrl = None if self._controls is None else (self._controls if full else self._controls.index_select(0, idx))
+        gens = [self._generators[i] for i in rows]
+        outputs, new = advance(self.model, self.head, f, settings, gens, ctrl)
+        if full:
+            self._frontier = new
+        else:
+            self._frontier.params.index_copy_(0, idx, new.params)
+            self._frontier.state.h.index_copy_(1, idx, new.state.h)
+            self._frontier.state.c.index_copy_(1, idx, new.state.c)
+        secs = self.seconds_of(outputs.cpu())
+        toks = outputs.cpu().tolist()
+        self.steps += 1
+        self.stepped_rows += len(rows)
+        finished = []
+        for j, i in enumerate(rows):
+            s = self._streams[i]
+            s.steps += 1
+            s.music_s += float(secs[j])
+            s.tokens.put(toks[j])
+            sp = s.spec
+            if (sp.max_seconds is not None and s.music_s >= sp.max_seconds) or (
+                    sp.max_steps is not None and s.steps >= sp.max_steps):
+                finished.append(i)
+        if finished:
+            self._remove(finished)
+
+    def _remove(self, rows: Sequence[int]) -> None:
+        gone = set(rows)
+        keep = [i for i in range(len(self._streams)) if i not in gone]
+        for i in sorted(gone):
+            self._streams[i].tokens.put(None)
+            self._streams[i].closed.set()
+        with self._lock:
+            if not keep:
+                self._frontier = self._settings = self._controls = None
+            else:
+                idx = torch.tensor(keep, device=self.device)
+                assert self._frontier is not None and self._settings is not None
+                self._frontier = Frontier(self._frontier.params.index_select(0, idx),
+                                          self._frontier.state.select(idx))
+                self._settings = self._settings.select(idx)
+                if self._controls is not None:
+                    self._controls = self._controls.index_select(0, idx)
+            self._streams = [self._streams[i] for i in keep]
+            self._generators = [self._generators[i] for i in keep]
+
+
+def _fields(s: BatchSampling) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    return s.temperature, s.top_k, s.top_p

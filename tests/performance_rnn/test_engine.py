@@ -1,0 +1,119 @@
+import time
+
+import pytest
+import torch
+
+from performance_rnn.config import ModelConfig, SamplingConfig
+from performance_rnn.engine import Engine, EngineBusy, StreamSpec
+from performance_rnn.fast_step import FastStep
+from performance_rnn.heads import CategoricalHead
+from performance_rnn.model import RecurrentModel
+from performance_rnn.sampling import generate, generators_from_seeds
+
+V = 12
+SHIFT = 11  # in this toy vocabulary token 11 advances the music clock by 0.1 s
+
+
+def seconds_of(tokens: torch.Tensor) -> torch.Tensor:
+    return (tokens == SHIFT).float() * 0.1
+
+
+@pytest.fixture
+def model() -> RecurrentModel:
+    torch.manual_seed(0)
+    return RecurrentModel(ModelConfig(input_size=V, hidden_size=16, num_layers=2, control_size=3,
+                                      output_size=V)).eval()
+
+
+def drain(stream, timeout: float = 20.0) -> list[int]:
+    out = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        tok = stream.tokens.get(timeout=timeout)
+        if tok is None:
+            return out
+        out.append(tok)
+    raise AssertionError("stream did not end")
+
+
+def reference(model: RecurrentModel, spec: StreamSpec, n: int, ctrl: torch.Tensor) -> list[int]:
+    outs = generate(model, CategoricalHead(V), [spec.primer], [spec.sampling], generators_from_seeds([spec.seed]),
+                    max_steps=n, primer_controls=[ctrl.expand(len(spec.primer), -1)],
+                    controls=lambda t, last: ctrl.unsqueeze(0))
+    return [int(o[0]) for o, _ in outs]
+
+
+def test_streams_joining_at_different_steps_match_the_sampler(model: RecurrentModel) -> None:
+    ctrl = torch.tensor([1.0, 0.0, 0.0])
+    specs = [StreamSpec(torch.tensor([1, 2]), SamplingConfig(temperature=0.9), seed=5, lookahead_s=None,
+                        max_steps=30),
+             StreamSpec(torch.tensor([3]), SamplingConfig(top_k=3), seed=6, lookahead_s=None, max_steps=17),
+             StreamSpec(torch.tensor([4, 4, 4]), SamplingConfig(), seed=7, lookahead_s=None, max_steps=25)]
+    with Engine(FastStep(model), CategoricalHead(V), seconds_of=seconds_of, default_controls=ctrl) as engine:
+        first = engine.open(specs[0])
+        time.sleep(0.05)  # the others join while the first is running
+        rest = [engine.open(s) for s in specs[1:]]
+        results = [drain(s) for s in [first, *rest]]
+    for spec, got in zip(specs, results):
+        assert got == reference(model, spec, spec.max_steps, ctrl)  # type: ignore[arg-type]
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_live_stream_stays_within_its_lookahead(model: RecurrentModel) -> None:
+    clock = FakeClock()
+    with torch.no_grad():
+        model.out.bias[SHIFT] += 3.0  # plenty of time shifts so music time advances
+    engine = Engine(model, CategoricalHead(V), seconds_of=seconds_of, default_controls=torch.zeros(3),
+                    clock=clock).start()
+    try:
+        stream = engine.open(StreamSpec(torch.tensor([1]), seed=1, lookahead_s=0.5))
+        for t in (0.0, 0.0, 1.0, 2.5):
+            clock.t = t
+            time.sleep(0.2)
+            assert t + 0.5 <= stream.music_s <= t + 0.5 + 0.1 + 1e-6  # full up to the lookahead, never beyond
+    finally:
+        engine.stop()
+
+
+def test_control_change_reaches_the_next_steps(model: RecurrentModel) -> None:
+    seen = []
+
+    class Spy:
+        def __init__(self, inner: RecurrentModel) -> None:
+            self.inner = inner
+
+        def forward(self, *a, **k):
+            return self.inner.forward(*a, **k)
+
+        def step(self, inputs, state, controls):
+            seen.append(controls.clone())
+            return self.inner.step(inputs, state, controls)
+
+    with Engine(Spy(model), CategoricalHead(V), seconds_of=seconds_of, default_controls=torch.zeros(3)) as engine:
+        stream = engine.open(StreamSpec(torch.tensor([1]), seed=1, lookahead_s=None, max_steps=400))
+        time.sleep(0.05)
+        stream.set_controls(torch.tensor([0.0, 1.0, 0.0]))
+        drain(stream)
+    assert seen[0][0].tolist() == [0.0, 0.0, 0.0] and seen[-1][0].tolist() == [0.0, 1.0, 0.0]
+
+
+def test_close_frees_the_stream_and_full_engine_refuses(model: RecurrentModel) -> None:
+    with Engine(model, CategoricalHead(V), seconds_of=seconds_of, default_controls=torch.zeros(3),
+                max_streams=2) as engine:
+        a = engine.open(StreamSpec(torch.tensor([1]), lookahead_s=None))
+        engine.open(StreamSpec(torch.tensor([1]), lookahead_s=None))
+        with pytest.raises(EngineBusy):
+            engine.open(StreamSpec(torch.tensor([1])))
+        a.close()
+        deadline = time.monotonic() + 5
+        while engine.active > 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert engine.active == 1
+        engine.open(StreamSpec(torch.tensor([2]), lookahead_s=None))
