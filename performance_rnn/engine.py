@@ -63,6 +63,13 @@ class Stream:
         with self._lock:
             self._pending["controls"] = controls
 
+    def inject(self, tokens: Sequence[int]) -> None:
+        """Feed tokens (e.g. a player's notes) into this stream's state before its next sampled token, as
+        if the model had generated them; they are not echoed to ``tokens``."""
+        with self._lock:
+            self._pending.setdefault("inject", [])
+            self._pending["inject"].extend(int(t) for t in tokens)  # type: ignore[attr-defined]
+
     def pause(self) -> None:
         with self._lock:
             self._pending["pause"] = True
@@ -164,7 +171,7 @@ class Engine:
 
     def _admit(self) -> None:
         with self._lock:
-            joining, self._joining = self._joining, []
+            joining = list(self._joining)  # they stay counted in ``active`` until they are in the batch
         if not joining:
             return
         specs = [s.spec for s in joining]
@@ -195,6 +202,7 @@ class Engine:
                     self._controls = torch.cat([self._controls, ctrls])
             self._streams.extend(joining)
             self._generators.extend(gens)
+            self._joining = self._joining[len(joining) :]
 
     def _ctrl(self, spec: StreamSpec) -> torch.Tensor | None:
         if self.default_controls is None:
@@ -219,6 +227,8 @@ class Engine:
             if "controls" in pending and self._controls is not None:
                 c = pending["controls"]
                 self._controls[i] = (self.default_controls if c is None else c).to(self.device)  # type: ignore
+            if pending.get("inject"):
+                self._inject(i, pending["inject"])  # type: ignore[arg-type]
             if pending.get("pause") is True and s.paused_at is None:
                 s.paused_at = now
             elif pending.get("pause") is False and s.paused_at is not None:
@@ -226,6 +236,18 @@ class Engine:
                 s.paused_at = None
         if drop:
             self._remove(drop)
+
+    def _inject(self, row: int, tokens: list[int]) -> None:
+        assert self._frontier is not None
+        idx = torch.tensor([row], device=self.device)
+        inputs = torch.tensor([tokens], dtype=torch.long, device=self.device)  # (1, T)
+        ctrl = None if self._controls is None else self._controls[row].expand(1, len(tokens), -1)
+        state = self._frontier.state.select(idx)
+        with torch.no_grad():
+            params, state = self.model.forward(inputs, state, ctrl)
+        self._frontier.params[row] = params[0, -1]
+        self._frontier.state.h[:, row] = state.h[:, 0]
+        self._frontier.state.c[:, row] = state.c[:, 0]
 
     def _due_rows(self) -> list[int] | None:
         """Rows that need a token now: offline streams always, live ones while within their lookahead."""

@@ -59,3 +59,11 @@ def baby_checkpoint(music_dataset: Path, tmp_path_factory: pytest.TempPathFactor
                "--threads", "1"])
     assert rc == 0
     return run / "last.pt"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread() -> None:
+    """Tests run tiny models: one intra-op thread avoids oversubscribing CI's two cores."""
+    import torch
+
+    torch.set_num_threads(1)

@@ -73,13 +73,14 @@ def build_dataset(
     workers: int = 2,
     timeout_s: int = 60,
     limit: int = 0,
+    exclude: tuple[str, ...] = (),
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Build the dataset into ``out_dir`` and return its summary (also written to manifest.json)."""
     out = Path(out_dir)
     cache_dir = out / "cache"
     cache_dir.mkdir(parents=True, exist_ok=True)
-    sources = find_sources(folders, music21_corpus)
+    sources = [s for s in find_sources(folders, music21_corpus) if not any(x in s.path for x in exclude)]
     if limit:
         sources = sources[:limit]
     if not sources:

@@ -12,6 +12,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--out", default="data/music", help="dataset folder (default: data/music)")
     p.add_argument("--workers", type=int, default=2, help="parallel reader processes")
     p.add_argument("--timeout", type=int, default=60, help="seconds allowed per file before it is skipped")
+    p.add_argument("--exclude", default="", help="comma-separated path substrings to leave out, e.g. essenFolksong")
     p.add_argument("--limit", type=int, default=0, help="read only the first N files (0 = all)")
 
 
@@ -30,7 +31,8 @@ def run(args: argparse.Namespace) -> int:
         bar.update(done - bar.n)
 
     summary = build_dataset(args.out, folders=args.folders, music21_corpus=args.music21, midi_reader=read_notes,
-                            workers=args.workers, timeout_s=args.timeout, limit=args.limit, progress=progress)
+                            workers=args.workers, timeout_s=args.timeout, limit=args.limit,
+                            exclude=tuple(x for x in args.exclude.split(",") if x), progress=progress)
     bar.close()
     print(f"dataset in {args.out}: {summary['files']} files, {summary['skipped']} skipped "
           f"(reasons in {args.out}/manifest.json)")

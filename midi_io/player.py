@@ -1,0 +1,375 @@
+"""Send timestamped MIDI messages at their due time on a monotonic clock, and never leave a note sounding.
+
+Times given to ``Player.schedule`` are seconds from the player's origin (set by ``start``); the player's
+thread sleeps until ``spin_s`` before each due time, then spins. ``stop``, ``cancel``, ``panic``, leaving a
+``with`` block and a failing port all send a note-off for every note the player left sounding.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import math
+import queue
+import signal
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Self
+
+import mido
+
+from midi_io.errors import PortUnavailableError
+from midi_io.notes import Note
+from midi_io.ports import OutputPort
+
+logger = logging.getLogger(__name__)
+
+TimedMessage = tuple[float, mido.Message]  # (time_s from the origin, message)
+NoteKey = tuple[int, int]  # (channel, pitch)
+ALL_NOTES_OFF_CC = 123
+_LOG_EVERY_S = 1.0  # late events are logged at most once a second
+
+
+class LatePolicy(StrEnum):
+    """What to do with an event due more than ``late_threshold_s`` ago."""
+
+    DROP = "drop"  # drop a late note-on and its note-off; everything else is still sent
+    RESYNC = "resync"  # send it now and move the origin forward by its lateness, so later events shift too
+
+
+@dataclass(frozen=True)
+class PlayerConfig:
+    channel: int | None = None  # 0..15: channel messages are re-channelled to it; None keeps their channel
+    late_threshold_s: float = 0.1  # lateness beyond which the late policy applies
+    late_policy: LatePolicy = LatePolicy.DROP
+    max_note_s: float = 5.0  # the player releases a note sounding longer than this
+    max_pending: int = 8192  # bound on scheduled, unsent messages
+    spin_s: float = 0.001  # sleep until this long before a due time, then spin
+    max_sleep_s: float = 0.01  # longest single sleep, so an earlier event scheduled meanwhile is not missed
+    max_timing_errors: int = 100_000  # most recent timing errors kept in the stats
+
+    def __post_init__(self) -> None:
+        if self.channel is not None and not 0 <= self.channel <= 15:
+            raise ValueError(f"channel must be in range 0..15 or None, got {self.channel}")
+        for name in ("late_threshold_s", "max_note_s", "spin_s", "max_sleep_s"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.max_pending < 1 or self.max_timing_errors < 0:
+            raise ValueError("max_pending must be >= 1 and max_timing_errors >= 0")
+
+
+@dataclass(frozen=True)
+class PlayerStats:
+    sent: int  # messages sent to the port
+    late: int  # events later than the threshold (dropped or resynced)
+    dropped: int  # late note-ons dropped (their note-offs are not sent either)
+    resyncs: int  # origin moves under LatePolicy.RESYNC
+    forced_offs: int  # notes released by the max-duration guard
+    timing_errors_s: tuple[float, ...]  # actual send time - scheduled time, seconds, oldest first
+
+
+def note_events_to_messages(events: Iterable[tuple[float, str, int, int]], channel: int = 0) -> list[TimedMessage]:
+    """(time_s, "on" | "off", pitch, velocity) events -> time-sorted messages on ``channel`` (0..15).
+    At equal times note-offs come first, so a re-struck key is released before it sounds again."""
+    out: list[tuple[float, int, mido.Message]] = []
+    for time_s, kind, pitch, velocity in events:
+        if kind not in ("on", "off"):
+            raise ValueError(f"event kind must be 'on' or 'off', got {kind!r}")
+        msg_type = "note_on" if kind == "on" and velocity > 0 else "note_off"
+        vel = velocity if kind == "on" else 0
+        out.append(
+            (time_s, int(msg_type == "note_on"), mido.Message(msg_type, channel=channel, note=pitch, velocity=vel))
+        )
+    out.sort(key=lambda e: (e[0], e[1]))
+    return [(t, m) for t, _, m in out]
+
+
+def notes_to_messages(notes: Sequence[Note], channel: int = 0) -> list[TimedMessage]:
+    """Notes -> time-sorted note-on/note-off messages on ``channel``; times in seconds."""
+    events = [(n.start_s, "on", n.pitch, n.velocity) for n in notes] + [(n.end_s, "off", n.pitch, 0) for n in notes]
+    return note_events_to_messages(events, channel)
+
+
+class Player:
+    """Emits scheduled messages on its own thread. ``with Player(port) as p:`` starts it and always stops it."""
+
+    def __init__(
+        self,
+        port: OutputPort,
+        config: PlayerConfig | None = None,
+        *,
+        now: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.port = port
+        self.config = config or PlayerConfig()
+        self.error: Exception | None = None  # what stopped the thread, if anything did
+        self._now, self._sleep = now, sleep
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int, mido.Message]] = []
+        self._seq = itertools.count()
+        self._origin: float | None = None
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+        self._sounding: dict[NoteKey, float] = {}  # key -> clock time its note-on was sent
+        self._swallow: Counter[NoteKey] = Counter()  # note-offs owed to dropped or force-released notes
+        self._counts: Counter[str] = Counter()
+        self._errors_s: deque[float] = deque(maxlen=self.config.max_timing_errors)
+        self._last_log = -math.inf
+
+    def __enter__(self) -> Self:
+        if self._thread is None:
+            self.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        """Stop; a port failure is raised here unless another exception is already on its way."""
+        self.stop()
+        if exc_type is None:
+            self._raise_if_failed()
+
+    def start(self, origin_s: float | None = None) -> Player:
+        """Start the thread; time 0 of the schedule is ``origin_s`` on the clock (default: now)."""
+        with self._cond:
+            if self._thread is not None:
+                raise RuntimeError("player already started")
+            self._origin = self._now() if origin_s is None else origin_s
+            self._thread = threading.Thread(target=self._run, name="midi-player", daemon=True)
+            self._thread.start()
+        return self
+
+    def piece_time(self) -> float:
+        """Seconds since the origin on the player's clock (0.0 before ``start``), after any resync."""
+        with self._cond:
+            return 0.0 if self._origin is None else self._now() - self._origin
+
+    @property
+    def sounding(self) -> frozenset[NoteKey]:
+        with self._cond:
+            return frozenset(self._sounding)
+
+    def schedule(self, time_s: float, msg: mido.Message, *, timeout_s: float | None = None) -> None:
+        """Queue ``msg`` for ``time_s`` seconds after the origin. Waits up to ``timeout_s`` (None: forever)
+        while ``max_pending`` messages are queued.
+
+        Raises:
+            queue.Full: still full after ``timeout_s``.  PortUnavailableError: the player's port failed.
+            RuntimeError: the player was stopped.
+        """
+        if not math.isfinite(time_s):
+            raise ValueError(f"time_s must be finite, got {time_s}")
+        if self.config.channel is not None and hasattr(msg, "channel"):
+            msg = msg.copy(channel=self.config.channel)
+        with self._cond:
+            self._raise_if_failed(stopped=True)
+
+            def has_room() -> bool:
+                return len(self._heap) < self.config.max_pending or self._stopping or self.error is not None
+
+            if not has_room() and (self._thread is None or not self._cond.wait_for(has_room, timeout_s)):
+                raise queue.Full(f"{len(self._heap)} messages pending (max_pending={self.config.max_pending})")
+            self._raise_if_failed(stopped=True)
+            heapq.heappush(self._heap, (time_s, next(self._seq), msg))
+            self._cond.notify_all()
+
+    def schedule_many(self, messages: Iterable[TimedMessage], *, timeout_s: float | None = None) -> None:
+        for time_s, msg in messages:
+            self.schedule(time_s, msg, timeout_s=timeout_s)
+
+    def wait_idle(self, timeout_s: float | None = None) -> bool:
+        """Block (real time) until every scheduled message is sent; False on timeout.
+
+        Raises:
+            PortUnavailableError: the player's port failed.
+        """
+        with self._cond:
+            done = self._cond.wait_for(lambda: not self._heap or self.error is not None, timeout_s)
+            self._raise_if_failed()
+            return done
+
+    def cancel(self) -> None:
+        """Forget every pending message and release every sounding note; the player keeps running."""
+        with self._cond:
+            self._heap.clear()
+            self._swallow.clear()
+            self._release_all_locked()
+            self._cond.notify_all()
+
+    def panic(self) -> None:
+        """``cancel``, then all-notes-off (CC 123) on all 16 channels."""
+        with self._cond:
+            self.cancel()
+            for ch in range(16):
+                self._send_quietly(mido.Message("control_change", channel=ch, control=ALL_NOTES_OFF_CC, value=0))
+
+    def stop(self) -> None:
+        """Stop the thread, drop pending messages and release every sounding note. Idempotent."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join()
+        with self._cond:
+            self._heap.clear()
+            self._release_all_locked()
+
+    def stats(self) -> PlayerStats:
+        with self._cond:
+            c = self._counts
+            return PlayerStats(
+                c["sent"], c["late"], c["dropped"], c["resyncs"], c["forced_offs"], tuple(self._errors_s)
+            )
+
+    def _run(self) -> None:
+        cfg = self.config
+        try:
+            while True:
+                with self._cond:
+                    if self._stopping:
+                        return
+                    wake = self._next_wake_locked()
+                    if wake is None:
+                        self._cond.wait()
+                        continue
+                delay = wake - self._now()
+                if delay > cfg.spin_s:
+                    self._sleep(min(delay - cfg.spin_s, cfg.max_sleep_s))
+                    continue
+                while self._now() < wake:
+                    self._sleep(0)  # spin, yielding the GIL
+                with self._cond:
+                    if not self._stopping:
+                        self._emit_due_locked()
+        except Exception as exc:  # any failure must still release the notes
+            logger.exception("MIDI player stopped by an error")
+            with self._cond:
+                self.error = exc
+        finally:
+            with self._cond:
+                self._release_all_locked()
+                self._cond.notify_all()
+
+    def _next_wake_locked(self) -> float | None:
+        assert self._origin is not None
+        times = [on + self.config.max_note_s for on in self._sounding.values()]
+        if self._heap:
+            times.append(self._origin + self._heap[0][0])
+        return min(times, default=None)
+
+    def _emit_due_locked(self) -> None:
+        cfg = self.config
+        assert self._origin is not None
+        for key, on_at in list(self._sounding.items()):
+            if self._now() - on_at >= cfg.max_note_s:
+                self._send(mido.Message("note_off", channel=key[0], note=key[1]), None)
+                self._swallow[key] += 1
+                self._counts["forced_offs"] += 1
+                logger.warning("released channel %d pitch %d after %.1f s (max_note_s)", *key, cfg.max_note_s)
+        while self._heap and self._origin + self._heap[0][0] <= self._now():
+            time_s, _, msg = heapq.heappop(self._heap)
+            due = self._origin + time_s
+            late_s = self._now() - due
+            if late_s > cfg.late_threshold_s:
+                self._counts["late"] += 1
+                if cfg.late_policy is LatePolicy.RESYNC:
+                    self._origin += late_s
+                    self._counts["resyncs"] += 1
+                    self._log_late("clock resynced", late_s)
+                elif _is_note_on(msg):
+                    self._swallow[(msg.channel, msg.note)] += 1
+                    self._counts["dropped"] += 1
+                    self._log_late("note-on dropped", late_s)
+                    continue
+            self._deliver(msg, due)
+        self._cond.notify_all()
+
+    def _deliver(self, msg: mido.Message, due: float) -> None:
+        """Send a scheduled message, unless it is a note-off owed to a dropped or force-released note."""
+        if _is_note_off(msg):
+            key = (msg.channel, msg.note)
+            if self._swallow[key] > 0:
+                self._swallow[key] -= 1
+                if not self._swallow[key]:
+                    del self._swallow[key]
+                return
+        self._send(msg, due)
+
+    def _send(self, msg: mido.Message, due: float | None) -> None:
+        """Send now, keeping the sounding set and the stats in step. Caller holds the lock."""
+        self.port.send(msg)
+        sent_at = self._now()
+        if _is_note_on(msg):
+            self._sounding[(msg.channel, msg.note)] = sent_at
+        elif _is_note_off(msg):
+            self._sounding.pop((msg.channel, msg.note), None)
+        self._counts["sent"] += 1
+        if due is not None:
+            self._errors_s.append(sent_at - due)
+
+    def _release_all_locked(self) -> None:
+        for channel, pitch in list(self._sounding):
+            self._send_quietly(mido.Message("note_off", channel=channel, note=pitch))
+        self._sounding.clear()
+
+    def _send_quietly(self, msg: mido.Message) -> None:
+        try:
+            self.port.send(msg)
+            self._counts["sent"] += 1
+        except Exception as exc:  # noqa: BLE001 - releasing notes on a broken port is best effort
+            logger.warning("could not send %s while releasing notes: %s", msg, exc)
+
+    def _log_late(self, what: str, late_s: float) -> None:
+        if self._now() - self._last_log >= _LOG_EVERY_S:
+            self._last_log = self._now()
+            c = self._counts
+            logger.warning(
+                "event %.1f ms late: %s (%d late, %d dropped so far)", late_s * 1e3, what, c["late"], c["dropped"]
+            )
+
+    def _raise_if_failed(self, *, stopped: bool = False) -> None:
+        if self.error is not None:
+            raise PortUnavailableError(f"MIDI player stopped: {self.error}") from self.error
+        if stopped and self._stopping:
+            raise RuntimeError("the player is stopped")
+
+
+def run_until_signal(
+    stop: Callable[[], None],
+    *,
+    done: threading.Event | None = None,
+    signals: Sequence[signal.Signals] = (signal.SIGINT, signal.SIGTERM),
+    poll_s: float = 0.1,
+) -> int | None:
+    """Block until one of ``signals`` arrives or ``done`` is set, call ``stop()``, then restore the previous
+    handlers. Returns the signal number, or None when ``done`` was set. Call it from the main thread."""
+    got: list[int] = []
+    woken = threading.Event()
+
+    def handler(signum: int, _frame: object) -> None:
+        got.append(signum)
+        woken.set()
+
+    previous = {s: signal.signal(s, handler) for s in signals}
+    try:
+        while not woken.is_set() and not (done is not None and done.is_set()):
+            woken.wait(poll_s)
+    finally:
+        try:
+            stop()
+        finally:
+            for s, h in previous.items():
+                signal.signal(s, h)
+    return got[0] if got else None
+
+
+def _is_note_on(msg: mido.Message) -> bool:
+    return bool(msg.type == "note_on" and msg.velocity > 0)
+
+
+def _is_note_off(msg: mido.Message) -> bool:
+    return bool(msg.type == "note_off" or (msg.type == "note_on" and msg.velocity == 0))

@@ -1,0 +1,97 @@
+"""Live playback: an engine stream's tokens -> timed notes -> MIDI messages on a ``Player``, in real time.
+
+The player's time 0 is the stream's start on the engine clock (both ``time.monotonic``), so an event is
+scheduled ``lookahead`` ahead of its due time. Stopping closes the stream and the player releases every
+sounding note; pausing silences the sounding notes and the music clock waits.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+
+import mido
+
+from midi_io.player import Player
+from performance_rnn.codecs.live import LiveDecoder, TimedNote
+from performance_rnn.codecs.performance import PerformanceCodecConfig
+from performance_rnn.engine import Stream
+
+log = logging.getLogger(__name__)
+
+
+def timed_message(ev: TimedNote, channel: int = 0) -> mido.Message:
+    if ev.on:
+        return mido.Message("note_on", channel=channel, note=ev.pitch, velocity=ev.velocity)
+    return mido.Message("note_off", channel=channel, note=ev.pitch, velocity=0)
+
+
+class LivePlayback:
+    """Plays one engine stream into a player until the stream ends or ``stop`` is called."""
+
+    def __init__(self, stream: Stream, player: Player, codec: PerformanceCodecConfig, *, channel: int = 0,
+                 on_event: Callable[[TimedNote], None] | None = None) -> None:
+        self.stream, self.player, self.channel = stream, player, channel
+        self.decoder = LiveDecoder(codec)
+        self.on_event = on_event
+        self.done = threading.Event()
+        self.first_note_at: float | None = None  # engine/monotonic time the first note-on was scheduled for
+        self._origin = 0.0
+        self._thread = threading.Thread(target=self._run, name=f"live-{stream.id}", daemon=True)
+
+    def start(self, timeout_s: float = 30.0) -> LivePlayback:
+        deadline = time.monotonic() + timeout_s
+        while not self.stream.started_at and time.monotonic() < deadline:  # set when the engine admits it
+            if self.stream.closed.is_set():
+                break
+            time.sleep(0.0005)
+        self._origin = self.stream.started_at or time.monotonic()
+        self.player.start(origin_s=self._origin)
+        self._thread.start()
+        return self
+
+    def _schedule(self, ev: TimedNote) -> None:
+        offset = (self.stream.started_at or self._origin) - self._origin  # grows by the time spent paused
+        if ev.on and self.first_note_at is None:
+            self.first_note_at = self._origin + offset + ev.time_s
+        self.player.schedule(ev.time_s + offset, timed_message(ev, self.channel), timeout_s=5.0)
+        if self.on_event is not None:
+            self.on_event(ev)
+
+    def _run(self) -> None:
+        try:
+            while True:
+                try:
+                    tok = self.stream.tokens.get(timeout=0.5)
+                except queue.Empty:
+                    if self.stream.closed.is_set() and self.stream.tokens.empty():
+                        break
+                    continue
+                if tok is None:
+                    break
+                for ev in self.decoder.feed(tok):
+                    self._schedule(ev)
+            for ev in self.decoder.release_all():
+                self._schedule(ev)
+        except Exception as exc:  # the player stopped (port vanished) or was stopped: end the stream
+            log.warning("live playback of stream %d ended: %s", self.stream.id, exc)
+            self.stream.close()
+        finally:
+            self.done.set()
+
+    def pause(self) -> None:
+        self.stream.pause()
+        self.player.cancel()  # silence now: pending messages dropped, sounding notes released
+
+    def resume(self) -> None:
+        self.stream.resume()
+
+    def stop(self) -> None:
+        """Close the stream and stop the player: every sounding note gets its note-off."""
+        self.stream.close()
+        self.player.stop()
+        self._thread.join(timeout=2.0)
+        self.done.set()

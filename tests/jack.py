@@ -1,0 +1,97 @@
+"""A JACK server on the dummy backend for real-time MIDI tests: reuse a running one, else start jackd.
+
+No sound hardware is needed: ``apt-get install --no-install-recommends jackd2`` provides jackd. The server
+this module starts is stopped by ``JackServer.stop``; one that was already running is left alone.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+PR_SET_PDEATHSIG = 1  # prctl option, <linux/prctl.h>
+
+
+class JackUnavailable(Exception):
+    """No JACK server can be used here (the message says why, for a skip reason)."""
+
+
+@dataclass
+class JackServer:
+    process: subprocess.Popen[bytes] | None  # None: a server was already running
+    log_path: Path | None = None
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout_s)
+        if self.log_path is not None:
+            self.log_path.unlink(missing_ok=True)
+
+
+def rtmidi_has_jack() -> bool:
+    try:
+        import rtmidi
+    except ImportError:
+        return False
+    return rtmidi.API_UNIX_JACK in rtmidi.get_compiled_api()
+
+
+def jack_running() -> bool:
+    """True when an rtmidi JACK client can connect (libjack prints to stderr when it cannot)."""
+    from midi_io.ports import jack_running as probe
+
+    return probe()
+
+
+def start_jack(*, rate: int = 48000, period: int = 64, timeout_s: float = 10.0) -> JackServer:
+    """A usable JACK server: the running one, or ``jackd --no-realtime -d dummy`` started here.
+
+    Raises:
+        JackUnavailable: python-rtmidi lacks JACK, jackd is not installed, or it did not come up in time.
+    """
+    if not rtmidi_has_jack():
+        raise JackUnavailable("python-rtmidi is missing or was built without JACK support")
+    if jack_running():
+        return JackServer(None)
+    jackd = shutil.which("jackd")
+    if jackd is None:
+        raise JackUnavailable("jackd is not on PATH (apt-get install --no-install-recommends jackd2)")
+    log_fd, log_name = tempfile.mkstemp(prefix="jackd-", suffix=".log")  # a file: a full pipe would stall jackd
+    env = {**os.environ, "JACK_NO_AUDIO_RESERVATION": "1"}
+    # a long client timeout: on a loaded CI machine jackd would otherwise drop ("zombify") slow clients
+    cmd = [jackd, "--no-realtime", "-t", "5000", "-d", "dummy", "-r", str(rate), "-p", str(period)]
+    process = subprocess.Popen(cmd, stdout=log_fd, stderr=log_fd, env=env, preexec_fn=_die_with_parent)  # noqa: PLW1509 - tests' threads are idle here
+    os.close(log_fd)
+    server = JackServer(process, Path(log_name))
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise JackUnavailable(f"jackd exited with {process.returncode}: {_tail(server.log_path)}")
+        if jack_running():
+            return server
+        time.sleep(0.1)
+    server.stop()
+    raise JackUnavailable(f"jackd did not accept clients within {timeout_s} s: {_tail(server.log_path)}")
+
+
+def _die_with_parent() -> None:
+    """In the child: on Linux, get SIGTERM when the test process dies, even by a crash that skips teardown."""
+    if sys.platform == "linux":
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _tail(path: Path | None, chars: int = 500) -> str:
+    return path.read_text(errors="replace")[-chars:] if path is not None else ""
