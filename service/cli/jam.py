@@ -1,0 +1,71 @@
+"""``perfrnn jam``: play with a MIDI controller.
+
+CC mapping (default ``21=temperature,22=density,23=key,24=response_length,25=conditioning,26=panic,
+27=end_phrase``; change it with ``--cc-map``): temperature 0.1..2.0 linear; density 1..64 notes/s
+(exponential); key = pitch class (major scale); response length 0.25 s per step (0 = as long as the phrase);
+conditioning on at >= 64; panic and end-phrase act on press.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+
+from service.cli.generate import DEFAULT_CHECKPOINT
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--in", dest="input", required=True,
+                   help="the controller's port (name or unique part of it); with --in-virtual, a port to create")
+    p.add_argument("--in-virtual", action="store_true", help="create a virtual input that others connect to")
+    p.add_argument("--out", default="Performance RNN", help="output port: created unless --connect")
+    p.add_argument("--connect", action="store_true", help="connect the output to an existing port")
+    p.add_argument("--api", choices=["alsa", "jack", "coremidi", "winmm"], default=None)
+    p.add_argument("--mode", choices=["call", "continuous"], default="call")
+    p.add_argument("--response-seconds", type=float, default=0.0, help="0 = as long as the phrase")
+    p.add_argument("--silence", type=float, default=1.0, help="seconds of silence that end a phrase")
+    p.add_argument("--passthrough", action="store_true", help="echo the controller's notes to the output")
+    p.add_argument("--cc-map", default=None, help="e.g. '21=temperature,22=density,64=panic'")
+    p.add_argument("--channel", type=int, default=0)
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu")
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from midi_io.capture import CaptureConfig, CCMap, PhraseCapture
+    from midi_io.player import run_until_signal
+    from midi_io.ports import open_input, open_output
+    from performance_rnn.config import SamplingConfig
+    from performance_rnn.music import load_music, music_engine
+    from service.jam import Jam, JamConfig
+
+    torch.set_num_threads(1)
+    cc_map = CCMap.parse(args.cc_map) if args.cc_map else CCMap()
+    mm = load_music(args.checkpoint, args.device)
+    out = open_output(args.out, virtual=not args.connect, api=args.api)
+    capture = PhraseCapture(CaptureConfig(silence_s=args.silence, cc_map=cc_map),
+                            passthrough=out if args.passthrough else None)
+    engine = music_engine(mm).start()
+    jam = Jam(mm, engine, capture, out, JamConfig(args.mode, args.response_seconds, channel=args.channel,
+                                                  seed=args.seed))
+    jam.sampling = SamplingConfig(args.temperature)
+    inp = open_input(args.input, jam.feed, virtual=args.in_virtual, api=args.api)
+    stop = threading.Event()
+    worker = threading.Thread(target=jam.run, args=(stop,), daemon=True)
+    worker.start()
+    print(f"jamming ({args.mode}): listening on {args.input!r}, playing into {args.out!r}; CC map {cc_map}; "
+          "Ctrl-C stops", file=sys.stderr)
+    try:
+        run_until_signal(stop.set)
+        worker.join(timeout=5)
+    finally:
+        inp.close()
+        engine.stop()
+        out.close()
+    print(f"answered {jam.responses} phrases", file=sys.stderr)
+    return 0
