@@ -68,3 +68,15 @@ def build_model(ckpt: dict[str, Any], device: str | torch.device = "cpu") -> Rec
     except (TypeError, ValueError, RuntimeError, KeyError) as exc:
         raise CheckpointError(f"checkpoint does not match its model config: {exc}") from exc
     return model.to(device).eval()
+
+
+def export(src: str | os.PathLike[str], dst: str | os.PathLike[str], *, half: bool = True) -> dict[str, Any]:
+    """Copy a training checkpoint to a shippable one: weights (fp16 when ``half``), config, codec and the
+    training summary; no optimizer or RNG state. Returns the exported dict."""
+    ckpt = load_raw(src)
+    state = {k: (v.half() if half and v.is_floating_point() else v) for k, v in ckpt["state_dict"].items()}
+    out = {"format_version": FORMAT_VERSION, "kind": ckpt["kind"], "model_config": ckpt["model_config"],
+           "codec": ckpt.get("codec", {}), "state_dict": state, "meta": ckpt.get("meta", {}),
+           "train_state": ckpt.get("train_state", {})}
+    atomic_save(out, dst)
+    return out

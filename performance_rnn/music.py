@@ -144,7 +144,7 @@ def generate_performances(
 
     batch_ctrl = None if ctrl is None else ctrl.to(dev).expand(n, -1)
     for outputs, active in generate(
-        mm.model, mm.head, [prim] * n, [sampling] * n, generators_from_seeds(seeds),
+        FastStep(mm.model), mm.head, [prim] * n, [sampling] * n, generators_from_seeds(seeds),
         max_steps=int(seconds * max_events_per_second) + 16,
         primer_controls=None if prim_ctrl is None else [prim_ctrl] * n,
         controls=(lambda t, last: batch_ctrl) if batch_ctrl is not None else None,
