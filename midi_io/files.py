@@ -99,23 +99,31 @@ def apply_sustain_pedal(
     return result
 
 
-def notes_to_midi_bytes(notes: Sequence[Note], *, program: int = 0, tempo_bpm: float = 120.0) -> bytes:
-    """Write notes into one piano track of a Standard MIDI File (type 1, 480 ticks per beat)."""
+def notes_to_midi_bytes(notes: Sequence[Note], *, program: int = 0, tempo_bpm: float = 120.0,
+                        end_s: float | None = None) -> bytes:
+    """Write notes into one piano track of a Standard MIDI File (type 1, 480 ticks per beat).
+
+    ``end_s`` makes the file last at least that long (a sustain-off CC at that time marks the end), so a
+    performance that ends in silence keeps its length.
+    """
     pm = pretty_midi.PrettyMIDI(resolution=480, initial_tempo=tempo_bpm)
     inst = pretty_midi.Instrument(program=program, name="Performance RNN")
     for n in notes:
         inst.notes.append(pretty_midi.Note(velocity=n.velocity, pitch=n.pitch, start=n.start_s, end=n.end_s))
+    if end_s is not None and end_s > 0:
+        inst.control_changes.append(pretty_midi.ControlChange(SUSTAIN_CC, 0, end_s))
     pm.instruments.append(inst)
     buf = io.BytesIO()
     pm.write(buf)
     return buf.getvalue()
 
 
-def write_notes(notes: Sequence[Note], path: str | os.PathLike[str], *, program: int = 0) -> None:
+def write_notes(notes: Sequence[Note], path: str | os.PathLike[str], *, program: int = 0,
+                end_s: float | None = None) -> None:
     """Write notes to ``path`` atomically (a temp file renamed into place)."""
     target = Path(path)
     tmp = target.with_name(target.name + ".tmp")
-    tmp.write_bytes(notes_to_midi_bytes(notes, program=program))
+    tmp.write_bytes(notes_to_midi_bytes(notes, program=program, end_s=end_s))
     os.replace(tmp, target)
 
 

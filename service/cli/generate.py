@@ -58,12 +58,15 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--num-outputs must be in range 1..64")
     sampling = SamplingConfig(args.temperature, args.top_k, args.top_p)
     primer = None
+    primer_s = 0.0
     if args.primer:
         primer = [n for n in read_notes(args.primer) if not n.is_drum]
         if not primer:
             raise ValueError(f"{args.primer}: the primer holds no notes")
     elif args.primer_pitches:
         primer = chord_primer(_pitches(args.primer_pitches))
+    if primer:
+        primer_s = max(n.end_s for n in primer) - min(n.start_s for n in primer)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError("--device cuda asked for, but torch sees no CUDA device")
     torch.set_num_threads(1)  # one stream step is latency-bound: more threads only add synchronisation
@@ -77,8 +80,8 @@ def run(args: argparse.Namespace) -> int:
                                              density_nps=args.density, key=args.key,
                                              include_primer=args.include_primer)
     for path, notes in zip(output_paths(args.output, len(performances)), performances):
-        write_notes(notes, path)
-        end = max((n.end_s for n in notes), default=0.0)
+        end = max([n.end_s for n in notes] + [args.seconds + (primer_s if args.include_primer else 0.0)])
+        write_notes(notes, path, end_s=end)
         print(f"wrote {path}: {len(notes)} notes, {end:.1f} s", file=sys.stderr)
     print(f"done in {time.monotonic() - t0:.1f} s", file=sys.stderr)
     return 0
