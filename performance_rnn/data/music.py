@@ -32,7 +32,8 @@ TRANSPOSITIONS = tuple(range(-3, 4))
 @dataclass(frozen=True)
 class MusicDataConfig:
     conditioned: bool = True  # emit controls (the model then has control_size = CONTROL_DIM)
-    augment: bool = True  # stretch and transpose training windows
+    augment: bool = True  # transpose training windows (-3..+3 semitones)
+    stretch: bool = True  # and time-stretch them (0.95..1.05); off suits quantized score data better
     segment_s: float = 90.0  # notes taken from a random start: long enough to fill a 512-event window
     control_dropout: float = 0.5  # fraction of training windows whose controls are disabled
 
@@ -73,7 +74,7 @@ class MusicData:
         seg = piece[(piece[:, 2] >= start) & (piece[:, 2] < start + self.cfg.segment_s)]
         if not len(seg):
             seg = piece
-        stretch = float(rng.choice(STRETCHES)) if self.cfg.augment else 1.0
+        stretch = float(rng.choice(STRETCHES)) if self.cfg.augment and self.cfg.stretch else 1.0
         transpose = int(rng.choice(TRANSPOSITIONS)) if self.cfg.augment else 0
         tokens, controls = encode_piece(seg, self.codec, stretch=stretch, transpose=transpose)
         enabled = bool(rng.random() >= self.cfg.control_dropout)

@@ -23,6 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dropout", type=float, default=0.0)
     p.add_argument("--no-controls", action="store_true", help="music: train without density/key conditioning")
     p.add_argument("--no-augment", action="store_true", help="music: no transposition / time stretch")
+    p.add_argument("--no-stretch", action="store_true", help="music: transpose but do not time-stretch")
     for f in fields(TrainConfig):
         if f.name in ("device",):
             continue
@@ -57,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
 
         return siblings_train.run(args, cfg)
     codec = PerformanceCodecConfig()
-    data_cfg = MusicDataConfig(conditioned=not args.no_controls, augment=not args.no_augment)
+    data_cfg = MusicDataConfig(conditioned=not args.no_controls, augment=not args.no_augment,
+                               stretch=not args.no_stretch)
     data = MusicData(args.data, data_cfg, codec)
     v = vocab_size(codec)
     model = RecurrentModel(ModelConfig(input_size=v, embed_size=args.embed, hidden_size=args.hidden,
