@@ -1,0 +1,262 @@
+"""``/api/live``: one listener's live stream over a WebSocket, with controls mid-stream.
+
+Protocol (JSON text frames). The client opens with ``{"type": "start", ...}`` (``LiveStart``: seed,
+temperature, top_k, top_p, density, key, primer_pitches, max_seconds). The server answers ``started`` and
+then one ``note`` message per note-on/off (``LiveNote``): ``t`` is music time, ``at`` the wall-clock due
+time since the stream started (pauses included). The engine generates at most ``lookahead_s`` ahead of the
+wall clock, so notes arrive at musical pace, up to ``lookahead_s`` before they are due: a client schedules
+each at ``at`` on its own clock from its ``started``. Mid-stream the client may send ``{"type": "control",
+"temperature": 0.8, "density": 4, "key": "Am"}`` (only the fields sent change; null removes density/key),
+``pause``, ``resume`` or ``stop``. The stream ends with note-offs for every sounding note, then
+``{"type": "end", "reason": "stopped" | "finished"}`` and close code 1000. Errors: ``{"type": "error", ...}``;
+a refused start closes with 1008 (bad request) or 1013 (overloaded, model unavailable), after an error
+message whose ``status`` is the HTTP status the same failure gets (service/errors.py). A client that
+disconnects frees its engine stream at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import queue
+import time
+from typing import Any
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from pydantic import ValidationError
+
+from performance_rnn.codecs.live import LiveDecoder, TimedNote
+from performance_rnn.config import SamplingConfig
+from performance_rnn.engine import EngineBusy, Stream
+from service.deps import RuntimeDep
+from service.errors import Overloaded, ServiceError, status_of
+from service.schemas import LiveCommand, LiveControl, LiveNote, LiveStart
+from service.sessions import control_vector_for, music_spec
+
+router = APIRouter(tags=["live"])
+log = logging.getLogger(__name__)
+
+START_TIMEOUT_S = 10.0  # the start message must come this soon after connecting
+TICK_S = 0.01  # how often the token queue is drained (well under the engine's lookahead)
+BAD_REQUEST, OVERLOADED = 1008, 1013  # WebSocket close codes
+
+
+@router.websocket("/live")
+async def live(ws: WebSocket, rt: RuntimeDep) -> None:
+    """Stream live music to this client; see the module docstring for the protocol."""
+    await ws.accept()
+    try:
+        await LiveSocket(ws, rt).run()
+    except WebSocketDisconnect:
+        pass
+
+
+class LiveSocket:
+    def __init__(self, ws: WebSocket, rt: RuntimeDep) -> None:
+        self.ws, self.rt = ws, rt
+        self.outbox: list[dict[str, Any]] = []  # replies from the reader, sent by the one writer
+        self.gone = self.stop = False
+        self.pause: bool | None = None  # a requested pause (True) or resume (False) not yet handled
+        self.paused = False
+        self.state: dict[str, Any] = {}  # the sampling and controls in force
+
+    async def run(self) -> None:
+        rt = self.rt
+        if rt.models.music is None or rt.engine is None:
+            reason = rt.models.errors.get("music", "not loaded")
+            return await self._refuse(OVERLOADED, 503, f"the music model is unavailable: {reason}")
+        try:
+            rt.live.acquire()
+        except Overloaded as exc:
+            return await self._refuse(OVERLOADED, status_of(exc), str(exc))
+        try:
+            opened = await self._open()
+            if opened is not None:
+                try:
+                    await self._play(*opened)
+                finally:
+                    opened[0].close()  # frees the engine row whatever happened
+        finally:
+            rt.live.release()
+
+    async def _open(self) -> tuple[Stream, LiveStart] | None:
+        """Read the start message and open the stream; None when refused (the socket is then closed)."""
+        rt = self.rt
+        assert rt.models.music is not None and rt.engine is not None
+        start = await self._start()
+        if start is None:
+            return None
+        limit = rt.settings.max_live_seconds
+        try:
+            spec = music_spec(rt.models.music, seed=start.seed, sampling=start.sampling(), primer=start.primer(),
+                              density=start.density, key=start.key, lookahead_s=rt.settings.lookahead_s,
+                              max_seconds=min(start.max_seconds or limit, limit))
+            return rt.engine.open(spec), start
+        except (ServiceError, EngineBusy) as exc:
+            status = status_of(exc)
+            await self._refuse(OVERLOADED if status in (429, 503) else BAD_REQUEST, status, str(exc))
+        return None
+
+    async def _start(self) -> LiveStart | None:
+        try:
+            msg = await asyncio.wait_for(self._receive(), START_TIMEOUT_S)
+        except TimeoutError:
+            await self._refuse(BAD_REQUEST, 408, f"no start message within {START_TIMEOUT_S:g} s")
+            return None
+        try:
+            return LiveStart.model_validate(msg)
+        except ValidationError as exc:
+            await self._refuse(BAD_REQUEST, 422, _summary(exc))
+            return None
+
+    async def _play(self, stream: Stream, start: LiveStart) -> None:
+        mm = self.rt.models.music
+        assert mm is not None
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not stream.started_at:  # admitted at the engine's next step
+            if stream.closed.is_set() or time.monotonic() > deadline:
+                return await self._refuse(OVERLOADED, 503, "the engine did not take the stream: try again later")
+            await asyncio.sleep(0.001)
+        origin = stream.started_at
+        self.state = {"temperature": start.temperature, "top_k": start.top_k, "top_p": start.top_p,
+                      "density": start.density, "key": start.key}
+        await self._send({"type": "started", "lookahead_s": stream.spec.lookahead_s,
+                          "max_seconds": stream.spec.max_seconds, "conditioned": mm.conditioned, **self.state})
+        reader = asyncio.create_task(self._read(stream))
+        decoder = LiveDecoder(mm.codec)
+        try:
+            reason = await self._write(stream, decoder, origin)
+        finally:
+            reader.cancel()
+        if reason == "disconnected":
+            return
+        now = time.monotonic() - origin
+        for ev in decoder.release_all():  # nothing is left sounding on the client
+            await self._send(_note(ev, now))
+        await self._send({"type": "end", "reason": reason})
+        await self._close(1000)
+
+    async def _write(self, stream: Stream, decoder: LiveDecoder, origin: float) -> str:
+        while not self.gone:
+            if self.stop:
+                return "stopped"
+            if self.pause is not None:
+                await self._toggle_pause(stream, decoder, origin)
+            while self.outbox:
+                await self._send(self.outbox.pop(0))
+            if not self.paused:  # while paused the queue is left alone; resuming continues from it
+                events, ended = [], False
+                while True:
+                    try:
+                        tok = stream.tokens.get_nowait()
+                    except queue.Empty:
+                        break
+                    if tok is None:
+                        ended = True
+                        break
+                    events.extend(decoder.feed(tok))
+                offset = stream.started_at - origin  # grows by the time spent paused
+                for ev in events:
+                    await self._send(_note(ev, ev.time_s + offset))
+                if ended:
+                    return "finished"
+            await asyncio.sleep(TICK_S)
+        return "disconnected"
+
+    async def _toggle_pause(self, stream: Stream, decoder: LiveDecoder, origin: float) -> None:
+        want, self.pause = self.pause, None
+        if want == self.paused:
+            return
+        self.paused = bool(want)
+        if self.paused:
+            stream.pause()
+            now = time.monotonic() - origin
+            for ev in decoder.release_all():
+                await self._send(_note(ev, now))
+        else:
+            stream.resume()
+        await self._send({"type": "paused" if self.paused else "resumed"})
+
+    async def _read(self, stream: Stream) -> None:
+        try:
+            while not self.stop:
+                msg = await self._receive()
+                try:
+                    self._handle(stream, msg)
+                except (ValidationError, ServiceError, ValueError) as exc:
+                    detail = _summary(exc) if isinstance(exc, ValidationError) else str(exc)
+                    self.outbox.append({"type": "error", "status": 422, "detail": detail})
+        except WebSocketDisconnect:
+            self.gone = True
+        except Exception:  # a broken connection: end the stream rather than leave it running
+            log.exception("live stream reader failed")
+            self.gone = True
+
+    def _handle(self, stream: Stream, msg: Any) -> None:
+        kind = msg.get("type") if isinstance(msg, dict) else None
+        if kind == "control":
+            self._control(stream, LiveControl.model_validate(msg))
+        elif kind in ("pause", "resume", "stop"):
+            LiveCommand.model_validate(msg)
+            if kind == "stop":
+                self.stop = True
+            else:
+                self.pause = kind == "pause"
+        else:
+            raise ValueError(f"unknown message type {kind!r}: use control, pause, resume or stop")
+
+    def _control(self, stream: Stream, change: LiveControl) -> None:
+        sent = change.model_fields_set - {"type"}
+        new = {**self.state, **{k: getattr(change, k) for k in sent}}
+        if new["temperature"] is None:
+            new["temperature"] = self.state["temperature"]
+        sampling = SamplingConfig(new["temperature"], new["top_k"], new["top_p"])
+        controls = control_vector_for(self.rt.models.music, new["density"], new["key"])  # type: ignore[arg-type]
+        stream.set_sampling(sampling)
+        if sent & {"density", "key"}:
+            stream.set_controls(controls)
+        self.state = new
+        self.outbox.append({"type": "control", **new})
+
+    async def _receive(self) -> Any:
+        """The next message, parsed (None for a frame that is not JSON). Raises WebSocketDisconnect."""
+        message = await self.ws.receive()
+        if message["type"] == "websocket.disconnect":
+            raise WebSocketDisconnect(message.get("code", 1000))
+        text = message.get("text")
+        if text is None:
+            text = (message.get("bytes") or b"").decode("utf-8", errors="replace")
+        try:
+            return json.loads(text)
+        except ValueError:
+            return None
+
+    async def _send(self, msg: dict[str, Any]) -> None:
+        if self.gone:
+            return
+        try:
+            await self.ws.send_json(msg)
+        except Exception:  # the client went away mid-send
+            self.gone = True
+
+    async def _refuse(self, code: int, status: int, detail: str) -> None:
+        await self._send({"type": "error", "status": status, "detail": detail})
+        await self._close(code)
+
+    async def _close(self, code: int) -> None:
+        if self.gone:
+            return
+        try:
+            await self.ws.close(code)
+        except Exception:  # already closed by the client
+            self.gone = True
+
+
+def _note(ev: TimedNote, at: float) -> dict[str, Any]:
+    return LiveNote(t=round(ev.time_s, 4), at=round(at, 4), on=ev.on, pitch=ev.pitch,
+                    velocity=ev.velocity).model_dump()
+
+
+def _summary(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())

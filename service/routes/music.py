@@ -1,0 +1,66 @@
+"""Music renders: a .mid download (JSON or multipart with a primer upload), the same as JSON events, and
+notes -> .mid (the web page's download of what it played)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, UploadFile
+from fastapi.responses import Response
+
+from midi_io.files import notes_to_midi_bytes
+from midi_io.notes import Note
+from service.deps import EngineDep, MusicDep, RuntimeDep
+from service.errors import InvalidRequest
+from service.schemas import Events, NoteModel, NotesIn, RenderForm, RenderRequest, error_responses
+from service.sessions import primer_from_upload, render
+
+router = APIRouter(prefix="/music", tags=["music"])
+
+MIDI = "audio/midi"
+ERRORS = error_responses(400, 413, 422, 429, 503)
+MIDI_OUT: dict[int | str, dict[str, Any]] = {200: {"content": {MIDI: {}}, "description": "a Standard MIDI File"}}
+
+
+@router.post("/render", response_class=Response, responses={**MIDI_OUT, **ERRORS})
+def render_midi(body: RenderRequest, rt: RuntimeDep, mm: MusicDep, engine: EngineDep) -> Response:
+    """Render music (optionally after a chord of primer pitches) to a .mid file."""
+    notes = _render(rt, mm, engine, body, body.primer())
+    return midi_response(notes, f"performance-{body.seed}.mid")
+
+
+@router.post("/render/upload", response_class=Response, responses={**MIDI_OUT, **ERRORS})
+def render_upload(form: Annotated[RenderForm, Form()], primer: Annotated[UploadFile, File(description="a .mid")],
+                  rt: RuntimeDep, mm: MusicDep, engine: EngineDep) -> Response:
+    """Continue an uploaded .mid (its last ``max_primer_seconds``) and return the result as a .mid file."""
+    notes = primer_from_upload(primer.file.read(), primer.filename or "upload.mid", rt.settings.max_primer_seconds)
+    req = form.request()
+    return midi_response(_render(rt, mm, engine, req, notes), f"performance-{req.seed}.mid")
+
+
+@router.post("/events", responses=ERRORS)
+def render_events(body: RenderRequest, rt: RuntimeDep, mm: MusicDep, engine: EngineDep) -> Events:
+    """Render music and return its notes as JSON (seconds from the start)."""
+    notes = _render(rt, mm, engine, body, body.primer())
+    return Events(seconds=body.seconds, seed=body.seed, notes=[NoteModel.of(n) for n in notes])
+
+
+@router.post("/midi", response_class=Response, responses={**MIDI_OUT, **error_responses(400, 413, 422)})
+def notes_to_midi(body: NotesIn) -> Response:
+    """Write the given notes to a .mid file (e.g. what a live stream played)."""
+    return midi_response([n.note() for n in body.notes], "played.mid")
+
+
+def midi_response(notes: Sequence[Note], filename: str) -> Response:
+    return Response(notes_to_midi_bytes(notes), media_type=MIDI,
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+def _render(rt: RuntimeDep, mm: MusicDep, engine: EngineDep, req: RenderRequest,
+            primer: list[Note] | None) -> list[Note]:
+    limit = rt.settings.max_render_seconds
+    if req.seconds > limit:
+        raise InvalidRequest(f"seconds must be <= {limit:g} on this server, got {req.seconds:g}")
+    with rt.renders.take():
+        return render(mm, engine, req, primer, timeout_s=rt.settings.render_timeout_s)

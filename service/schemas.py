@@ -1,0 +1,248 @@
+"""Pydantic models for every request and response body, HTTP and WebSocket. Units are in the field names.
+
+The bounds here are hard ceilings, published in the OpenAPI schema; ``Settings`` may set lower ones.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from midi_io.notes import Note
+from performance_rnn.config import SamplingConfig
+from performance_rnn.music import chord_primer, parse_key
+
+MAX_SEED = 2**31 - 1
+MAX_RENDER_SECONDS = 600.0
+MAX_TEXT_CHARS = 5000
+MAX_PRIME_CHARS = 1000
+MAX_DRAWINGS = 32
+MAX_PARTIAL_POINTS = 250
+MAX_NOTES = 50_000
+MAX_PIECE_SECONDS = 4 * 3600.0
+
+Pitch = Annotated[int, Field(ge=0, le=127)]
+Seed = Annotated[int, Field(ge=0, le=MAX_SEED, description="the same seed gives the same music")]
+Coordinate = Annotated[float, Field(ge=-1000.0, le=1000.0, allow_inf_nan=False)]
+PortName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,47}$")]
+
+
+class Strict(BaseModel):
+    """JSON bodies: no unknown fields, and no coercion (``false`` is not a number, ``"3"`` not an integer)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class Error(BaseModel):
+    detail: str | list[dict[str, Any]]
+
+
+_STATUS_TEXT = {400: "The body is not readable JSON", 401: "The session's token is missing",
+                403: "The token does not match", 404: "Not found", 413: "The request body is too large",
+                422: "Invalid parameters, or input the model cannot take", 429: "An admission limit is reached: retry",
+                503: "The model is unavailable or the server is overloaded: retry"}
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries for error statuses, all answered as ``Error``."""
+    return {code: {"model": Error, "description": _STATUS_TEXT[code]} for code in codes}
+
+
+class SamplingFields(Strict):
+    temperature: float = Field(1.0, ge=0.0, le=10.0, description="logits / T; 0 = greedy")
+    top_k: int | None = Field(None, ge=1, le=1000, description="keep the k most likely events")
+    top_p: float | None = Field(None, gt=0.0, le=1.0, description="nucleus: smallest set reaching p")
+
+    def sampling(self) -> SamplingConfig:
+        return SamplingConfig(self.temperature, self.top_k, self.top_p)
+
+
+class ControlFields(Strict):
+    density: float | None = Field(None, ge=0.0, le=100.0, description="target notes per second")
+    key: str | None = Field(None, max_length=16, description="C, F#, Bb, 'A minor', Am")
+
+    @field_validator("key")
+    @classmethod
+    def _known_key(cls, key: str | None) -> str | None:
+        if key is not None:
+            parse_key(key)  # ValueError -> 422 naming the accepted spellings
+        return key
+
+
+class PrimerFields(Strict):
+    primer_pitches: list[Pitch] = Field([], max_length=16, description="prime with this chord held for 0.5 s")
+
+    def primer(self) -> list[Note] | None:
+        return chord_primer(sorted(set(self.primer_pitches))) if self.primer_pitches else None
+
+
+class RenderRequest(SamplingFields, ControlFields, PrimerFields):
+    seconds: float = Field(10.0, gt=0.0, le=MAX_RENDER_SECONDS, description="seconds of music after the primer")
+    seed: Seed = 0
+    include_primer: bool = Field(False, description="start the output with the primer")
+
+
+class RenderForm(SamplingFields, ControlFields):
+    """The multipart variant's form fields (the primer comes as a .mid file instead of pitches)."""
+
+    model_config = ConfigDict(extra="ignore", strict=False)  # form values are strings; the file sits beside them
+    seconds: float = Field(10.0, gt=0.0, le=MAX_RENDER_SECONDS, description="seconds of music after the primer")
+    seed: Seed = 0
+    include_primer: bool = Field(False, description="start the output with the primer")
+
+    def request(self) -> RenderRequest:
+        return RenderRequest(**self.model_dump())
+
+
+class NoteModel(Strict):
+    pitch: Pitch
+    velocity: int = Field(ge=1, le=127)
+    start_s: float = Field(ge=0.0, le=MAX_PIECE_SECONDS)
+    end_s: float = Field(ge=0.0, le=MAX_PIECE_SECONDS)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> NoteModel:
+        if self.end_s < self.start_s:
+            raise ValueError("end_s must be >= start_s")
+        return self
+
+    @staticmethod
+    def of(n: Note) -> NoteModel:
+        return NoteModel(pitch=n.pitch, velocity=n.velocity, start_s=round(n.start_s, 4), end_s=round(n.end_s, 4))
+
+    def note(self) -> Note:
+        return Note(self.pitch, self.velocity, self.start_s, self.end_s)
+
+
+class Events(BaseModel):
+    seconds: float
+    seed: int
+    notes: list[NoteModel]
+
+
+class NotesIn(Strict):
+    notes: list[NoteModel] = Field(max_length=MAX_NOTES)
+
+
+class TextRequest(SamplingFields):
+    prime: str = Field("", max_length=MAX_PRIME_CHARS, description="text to continue (not repeated in the answer)")
+    length: int = Field(300, ge=0, le=MAX_TEXT_CHARS, description="characters to generate")
+    temperature: float = Field(0.8, ge=0.0, le=10.0, description="logits / T; 0 = greedy")
+    seed: Seed = 0
+
+
+class TextOut(BaseModel):
+    prime: str
+    text: str
+
+
+class StrokesRequest(Strict):
+    n: int = Field(8, ge=1, le=MAX_DRAWINGS, description="drawings; drawing i uses seed + i")
+    temperature: float = Field(0.4, ge=0.0, le=2.0, description="0 = the mode; about 0.4 draws neatly")
+    seed: Annotated[int, Field(ge=0, le=MAX_SEED - MAX_DRAWINGS)] = 0
+    partial: list[Annotated[list[Coordinate], Field(min_length=3, max_length=3)]] | None = Field(
+        None, min_length=1, max_length=MAX_PARTIAL_POINTS,
+        description="a stroke-3 drawing [[dx, dy, pen_lifted], ...] (KanjiVG units) that every sample continues")
+
+
+class StrokesSvgRequest(StrokesRequest):
+    cols: int = Field(4, ge=1, le=MAX_DRAWINGS)
+    fit: bool = Field(False, description="fit each drawing to its cell instead of the 109-unit canvas")
+
+
+class StrokesOut(BaseModel):
+    canvas: float  # the drawings' square, in the same units
+    drawings: list[list[list[float]]]  # per drawing, stroke-3 rows [dx, dy, pen_lifted (0 or 1)]
+
+
+ModelName = Literal["music", "text", "strokes"]
+
+
+class ModelInfo(BaseModel):
+    name: ModelName
+    file: str  # checkpoint file name inside the checkpoints folder
+    loaded: bool
+    error: str | None = None  # why it is not loaded
+    parameters: int | None = None
+    config: dict[str, int | float | str | bool] = {}
+    has_card: bool
+
+
+class ModelDetail(ModelInfo):
+    card: str | None = None  # the model card, Markdown
+
+
+class Health(BaseModel):
+    status: Literal["ok", "degraded"]  # degraded: the music model is not loaded
+    models: dict[str, bool]
+    engine_streams: int
+    engine_capacity: int
+    live_streams: int
+    port_sessions: int
+
+
+class SessionCreate(SamplingFields, ControlFields, PrimerFields):
+    port_name: PortName = "Performance RNN"
+    api: Literal["jack", "alsa", "coremidi"] | None = Field(None, description="rtmidi API; default: the server's")
+    channel: int = Field(0, ge=0, le=15)
+    seed: Seed = 0
+    max_seconds: float | None = Field(None, gt=0.0, le=24 * 3600.0, description="end after this much music")
+
+
+class SessionUpdate(SamplingFields, ControlFields):
+    """Only the fields sent change; ``density``/``key`` sent as null remove that control."""
+
+    temperature: float | None = Field(None, ge=0.0, le=10.0)  # type: ignore[assignment]
+    paused: bool | None = None
+
+
+class SessionInfo(BaseModel):
+    id: str
+    port_name: str
+    api: str
+    channel: int
+    temperature: float
+    top_k: int | None
+    top_p: float | None
+    density: float | None
+    key: str | None
+    paused: bool
+    music_s: float  # music played so far
+    expires_in_s: float  # stopped if its owner does not touch it before then
+
+
+class SessionCreated(SessionInfo):
+    token: str  # send as "Authorization: Bearer <token>" to change or stop this session; shown once
+
+
+# ---- WebSocket messages (JSON text frames) ----
+class LiveStart(SamplingFields, ControlFields, PrimerFields):
+    """The first client message on /api/live."""
+
+    type: Literal["start"]
+    seed: Seed = 0
+    max_seconds: float | None = Field(None, gt=0.0, le=24 * 3600.0, description="end after this much music")
+
+
+class LiveControl(SamplingFields, ControlFields):
+    """Change the stream: only the fields sent change; ``density``/``key`` as null remove that control."""
+
+    type: Literal["control"]
+    temperature: float | None = Field(None, ge=0.0, le=10.0)  # type: ignore[assignment]
+
+
+class LiveCommand(Strict):
+    type: Literal["pause", "resume", "stop"]
+
+
+class LiveNote(BaseModel):
+    """One note-on/off: ``t`` is music time, ``at`` the wall-clock due time (pauses added), both in seconds
+    from the stream's start."""
+
+    type: Literal["note"] = "note"
+    t: float
+    at: float
+    on: bool
+    pitch: int
+    velocity: int

@@ -1,0 +1,309 @@
+"""Every engine stream the service opens: offline renders, and server-side port sessions.
+
+All music goes through the one shared ``Engine``, so concurrent renders, WebSocket streams and port sessions
+are stepped together in one batch. ``Slots`` admit work up to a limit and refuse the rest (429) at once,
+which keeps the engine from ever being the one to say no.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import queue
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import torch
+
+from midi_io.files import read_notes
+from midi_io.notes import Note
+from midi_io.player import Player, PlayerConfig
+from midi_io.ports import OutputPort
+from performance_rnn.codecs.performance import decode, events_to_notes
+from performance_rnn.config import SamplingConfig
+from performance_rnn.engine import Engine, Stream, StreamSpec
+from performance_rnn.music import MusicModel, controls_for, primer_tokens, stream_spec
+from service.errors import Forbidden, InvalidRequest, NotFound, Overloaded, RenderTimeout, Unauthorized
+from service.live import LivePlayback
+from service.schemas import RenderRequest, SessionCreate, SessionInfo, SessionUpdate
+
+log = logging.getLogger(__name__)
+
+MAX_EVENTS_PER_S = 200.0  # an offline stream also stops after seconds * this many events (as generate_performances)
+PortOpener = Callable[[str, str | None], OutputPort]  # (port name, rtmidi api) -> an open output
+
+
+class Slots:
+    """A non-blocking admission counter: ``take`` raises Overloaded when all ``limit`` slots are in use."""
+
+    def __init__(self, limit: int, what: str) -> None:
+        self.limit, self.what = limit, what
+        self._used = 0
+        self._lock = threading.Lock()
+
+    @property
+    def used(self) -> int:
+        return self._used
+
+    def acquire(self) -> None:
+        with self._lock:
+            if self._used >= self.limit:
+                raise Overloaded(f"all {self.limit} {self.what} slots are in use: try again later")
+            self._used += 1
+
+    def release(self) -> None:
+        with self._lock:
+            self._used -= 1
+
+    @contextmanager
+    def take(self) -> Iterator[None]:
+        self.acquire()
+        try:
+            yield
+        finally:
+            self.release()
+
+
+def music_spec(mm: MusicModel, *, seed: int, sampling: SamplingConfig, primer: Sequence[Note] | None,
+               density: float | None, key: str | None, lookahead_s: float | None,
+               max_seconds: float | None) -> StreamSpec:
+    """A stream spec; InvalidRequest for controls the checkpoint does not take."""
+    try:
+        return stream_spec(mm, seed=seed, sampling=sampling, primer=primer, density_nps=density, key=key,
+                           lookahead_s=lookahead_s, max_seconds=max_seconds)
+    except ValueError as exc:  # controls on an unconditioned model, a bad key
+        raise InvalidRequest(str(exc)) from exc
+
+
+def control_vector_for(mm: MusicModel, density: float | None, key: str | None) -> torch.Tensor | None:
+    """The control vector for a stream; InvalidRequest for controls the checkpoint does not take."""
+    try:
+        return controls_for(mm, density, key)
+    except ValueError as exc:
+        raise InvalidRequest(str(exc)) from exc
+
+
+def render(mm: MusicModel, engine: Engine, req: RenderRequest, primer: Sequence[Note] | None, *,
+           timeout_s: float) -> list[Note]:
+    """``req.seconds`` of music as one offline engine stream; the primer is excluded unless asked for.
+
+    Raises:
+        InvalidRequest, EngineBusy, RenderTimeout (the stream is closed in every case).
+    """
+    spec = music_spec(mm, seed=req.seed, sampling=req.sampling(), primer=primer, density=req.density,
+                      key=req.key, lookahead_s=None, max_seconds=req.seconds)
+    spec.max_steps = int(req.seconds * MAX_EVENTS_PER_S) + 16
+    tokens = collect(engine.open(spec), timeout_s)
+    notes = [n for n in events_to_notes(decode(tokens, mm.codec), mm.codec) if n.start_s < req.seconds]
+    notes = [Note(n.pitch, n.velocity, n.start_s, min(n.end_s, req.seconds)) for n in notes]
+    if not (req.include_primer and primer):
+        return notes
+    t0 = min(n.start_s for n in primer)
+    _, primer_s = primer_tokens(mm, primer)
+    head = [Note(n.pitch, n.velocity, n.start_s - t0, n.end_s - t0) for n in primer]
+    return head + [Note(n.pitch, n.velocity, n.start_s + primer_s, n.end_s + primer_s) for n in notes]
+
+
+def collect(stream: Stream, timeout_s: float) -> list[int]:
+    """Every token of an offline stream, closing it on the way out. Raises RenderTimeout."""
+    deadline = time.monotonic() + timeout_s
+    out: list[int] = []
+    try:
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                tok = stream.tokens.get(timeout=min(remaining, 0.5))
+            except queue.Empty:
+                continue
+            if tok is None:
+                return out
+            out.append(tok)
+        raise RenderTimeout(f"the render did not finish within {timeout_s:g} s: try fewer seconds")
+    finally:
+        stream.close()
+
+
+def primer_from_upload(data: bytes, name: str, keep_s: float) -> list[Note] | None:
+    """The pitched notes of an uploaded .mid, its last ``keep_s`` seconds; None if it has none. Raises
+    MidiDecodeError."""
+    notes = [n for n in read_notes(data, name=name) if not n.is_drum]
+    if not notes:
+        return None
+    end = max(n.end_s for n in notes)
+    return [n for n in notes if n.start_s >= end - keep_s]
+
+
+@dataclass
+class PortSession:
+    id: str
+    token_digest: bytes
+    request: SessionCreate
+    api: str
+    port: OutputPort
+    player: Player
+    playback: LivePlayback
+    sampling: SamplingConfig
+    density: float | None
+    key: str | None
+    touched_at: float
+    paused: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class PortSessions:
+    """Server-side sessions playing into MIDI ports. Only the holder of a session's token may change or stop
+    it; a session its owner stops touching (``lease_s``) or that reaches its length is stopped, all notes off."""
+
+    def __init__(self, mm: MusicModel, engine: Engine, *, limit: int, lease_s: float, lookahead_s: float,
+                 max_seconds: float, default_api: str | None, clock: Callable[[], float] = time.monotonic) -> None:
+        self.mm, self.engine = mm, engine
+        self.limit, self.lease_s, self.lookahead_s, self.max_seconds = limit, lease_s, lookahead_s, max_seconds
+        self.default_api = default_api
+        self.clock = clock
+        self._sessions: dict[str, PortSession] = {}
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+        self._reaper = threading.Thread(target=self._reap_loop, name="port-sessions", daemon=True)
+
+    def start(self) -> PortSessions:
+        self._reaper.start()
+        return self
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    def create(self, req: SessionCreate, open_port: PortOpener) -> tuple[PortSession, str]:
+        """Open the port and start playing; returns the session and its token (only its digest is kept)."""
+        with self._lock:
+            if len(self._sessions) >= self.limit:
+                raise Overloaded(f"all {self.limit} port sessions are in use: try again later")
+            if any(s.request.port_name == req.port_name for s in self._sessions.values()):
+                raise InvalidRequest(f"a session already plays into {req.port_name!r}: choose another port_name")
+            sid = secrets.token_hex(8)
+            self._sessions[sid] = None  # type: ignore[assignment]  # reserve the slot while the port opens
+        try:
+            session, token = self._open(sid, req, open_port)
+        except BaseException:
+            with self._lock:
+                self._sessions.pop(sid, None)
+            raise
+        with self._lock:
+            self._sessions[sid] = session
+        return session, token
+
+    def _open(self, sid: str, req: SessionCreate, open_port: PortOpener) -> tuple[PortSession, str]:
+        max_s = min(req.max_seconds or self.max_seconds, self.max_seconds)
+        spec = music_spec(self.mm, seed=req.seed, sampling=req.sampling(), primer=req.primer(),
+                          density=req.density, key=req.key, lookahead_s=self.lookahead_s, max_seconds=max_s)
+        api = req.api or self.default_api
+        port = open_port(req.port_name, api)
+        player = Player(port, PlayerConfig(channel=req.channel))
+        try:
+            stream = self.engine.open(spec)
+            playback = LivePlayback(stream, player, self.mm.codec, channel=req.channel).start()
+        except BaseException:
+            player.stop()
+            port.close()
+            raise
+        token = secrets.token_urlsafe(24)
+        return PortSession(sid, _digest(token), req, api or "default", port, player, playback, req.sampling(),
+                           req.density, req.key, self.clock()), token
+
+    def list(self) -> list[PortSession]:
+        with self._lock:
+            return [s for s in self._sessions.values() if s is not None]
+
+    def get(self, sid: str) -> PortSession:
+        with self._lock:
+            session = self._sessions.get(sid)
+        if session is None:
+            raise NotFound(f"no port session {sid!r}")
+        return session
+
+    def authorize(self, sid: str, token: str | None) -> PortSession:
+        """The session, if ``token`` is its token; renews its lease. Raises NotFound, Unauthorized, Forbidden."""
+        session = self.get(sid)
+        if not token:
+            raise Unauthorized("this needs the session's token: Authorization: Bearer <token>")
+        if not hmac.compare_digest(_digest(token), session.token_digest):
+            raise Forbidden("the token does not match this session")
+        session.touched_at = self.clock()
+        return session
+
+    def update(self, session: PortSession, change: SessionUpdate) -> None:
+        """Apply the fields sent: sampling, controls (null removes one), pause."""
+        sent = change.model_fields_set
+        with session.lock:
+            if sent & {"temperature", "top_k", "top_p"}:
+                s = session.sampling
+                session.sampling = SamplingConfig(
+                    s.temperature if change.temperature is None else change.temperature,
+                    change.top_k if "top_k" in sent else s.top_k, change.top_p if "top_p" in sent else s.top_p)
+                session.playback.stream.set_sampling(session.sampling)
+            if sent & {"density", "key"}:
+                density = change.density if "density" in sent else session.density
+                key = change.key if "key" in sent else session.key
+                session.playback.stream.set_controls(control_vector_for(self.mm, density, key))
+                session.density, session.key = density, key
+            if change.paused is not None and change.paused != session.paused:
+                (session.playback.pause if change.paused else session.playback.resume)()
+                session.paused = change.paused
+
+    def stop(self, session: PortSession) -> None:
+        """Stop playing (every sounding note gets its note-off), close the port, forget the session."""
+        with self._lock:
+            if self._sessions.get(session.id) is not session:
+                return
+            del self._sessions[session.id]
+        session.playback.stop()
+        session.port.close()
+        log.info("port session %s on %r stopped", session.id, session.request.port_name)
+
+    def info(self, session: PortSession) -> SessionInfo:
+        return SessionInfo(id=session.id, port_name=session.request.port_name, api=session.api,
+                           channel=session.request.channel, temperature=session.sampling.temperature,
+                           top_k=session.sampling.top_k, top_p=session.sampling.top_p, density=session.density,
+                           key=session.key, paused=session.paused, music_s=round(session.playback.stream.music_s, 3),
+                           expires_in_s=round(max(0.0, session.touched_at + self.lease_s - self.clock()), 3))
+
+    def reap(self) -> None:
+        """Stop sessions whose lease ran out, and those whose music ended once their last notes are sent."""
+        now = self.clock()
+        for session in self.list():
+            if now - session.touched_at > self.lease_s:
+                log.info("port session %s: lease expired", session.id)
+                self.stop(session)
+            elif _finished(session):
+                self.stop(session)
+
+    def _reap_loop(self) -> None:
+        while not self._closed.wait(min(0.5, self.lease_s / 4)):
+            try:
+                self.reap()
+            except Exception:  # keep reaping whatever one session did
+                log.exception("reaping port sessions failed")
+
+    def close(self) -> None:
+        self._closed.set()
+        for session in self.list():
+            self.stop(session)
+        if self._reaper.is_alive():
+            self._reaper.join(timeout=2)
+
+
+def _finished(session: PortSession) -> bool:
+    """The music ended (or the port failed) and the player has sent everything it will send."""
+    if not session.playback.done.is_set():
+        return False
+    try:
+        return session.player.wait_idle(timeout_s=0)
+    except Exception:  # the port failed: nothing more will be sent
+        return True
+
+
+def _digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()

@@ -1,0 +1,134 @@
+"""Service fixtures: a checkpoints folder (the baby music model, tiny text and stroke models, a card), settings,
+the app under its lifespan, a fake port opener, and the JACK helpers from tests/midi_io."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+import torch
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from performance_rnn.checkpoint import atomic_save, model_payload
+from performance_rnn.codecs.text import TextCodec
+from performance_rnn.config import ModelConfig
+from performance_rnn.model import RecurrentModel
+from performance_rnn.strokes import StrokeMixtureHead
+from service.app import create_app
+from service.deps import get_port_opener
+from service.settings import Settings
+
+TEXT_VOCAB = "\n !',.:;?ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+MUSIC_CARD = "# Music model\n\nA baby model for tests.\n"
+
+
+def _load_by_path(name: str, path: Path) -> ModuleType:
+    # by path: an installed package (Hershey-Fonts) owns the top-level name "tests"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+midi_fakes = _load_by_path("perfrnn_tests_midi_conftest", Path(__file__).parents[1] / "midi_io" / "conftest.py")
+FakePort = midi_fakes.FakePort
+JackReceiver = midi_fakes.JackReceiver  # also imported by tests/service/test_live_cli.py
+unmatched_note_ons = midi_fakes.unmatched_note_ons
+jack = midi_fakes.jack
+
+
+def tiny_text_checkpoint(path: Path) -> None:
+    torch.manual_seed(0)
+    codec = TextCodec(TEXT_VOCAB)
+    cfg = ModelConfig(input_kind="tokens", input_size=codec.vocab_size, embed_size=8, hidden_size=16, num_layers=1,
+                      output_size=codec.vocab_size)
+    atomic_save(model_payload("text", RecurrentModel(cfg).eval(), codec.to_dict()), path)
+
+
+def tiny_stroke_checkpoint(path: Path) -> None:
+    from performance_rnn.data.strokes import codec_dict
+
+    torch.manual_seed(1)
+    head = StrokeMixtureHead(2)
+    model = RecurrentModel(ModelConfig(input_kind="vectors", input_size=5, hidden_size=16, num_layers=1,
+                                       output_size=head.num_params)).eval()
+    with torch.no_grad():
+        model.out.bias[:3] = torch.tensor([3.0, 0.5, -2.0])  # mostly pen-down, ends eventually
+    atomic_save(model_payload("strokes", model, codec_dict(20.0, 2)), path)
+
+
+@pytest.fixture(scope="session")
+def checkpoints_dir(baby_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("checkpoints")
+    shutil.copy(baby_checkpoint, folder / "music.pt")
+    (folder / "music.md").write_text(MUSIC_CARD, encoding="utf-8")
+    tiny_text_checkpoint(folder / "text.pt")
+    tiny_stroke_checkpoint(folder / "strokes.pt")
+    (tmp_path_factory.getbasetemp() / "secret.md").write_text("outside the checkpoints folder")
+    return folder
+
+
+@pytest.fixture
+def settings(checkpoints_dir: Path) -> Settings:
+    return Settings(checkpoints_dir=checkpoints_dir, max_renders=4, max_live_streams=3, max_port_sessions=2,
+                    max_render_seconds=60, max_upload_bytes=64 * 1024, render_timeout_s=30, lookahead_s=0.2,
+                    session_lease_s=30, max_live_seconds=120)
+
+
+class FakePorts:
+    """The port opener for tests: every session gets a FakePort that records what it was sent."""
+
+    def __init__(self) -> None:
+        self.opened: dict[str, object] = {}
+
+    def __call__(self, name: str, api: str | None) -> object:
+        self.opened[name] = FakePort()
+        return self.opened[name]
+
+
+@pytest.fixture
+def fake_ports() -> FakePorts:
+    return FakePorts()
+
+
+@pytest.fixture
+def make_client(fake_ports: FakePorts) -> Iterator[Callable[..., TestClient]]:
+    """``make_client(settings)``: a TestClient whose lifespan runs (and ends with the test)."""
+    opened: list[TestClient] = []
+
+    def make(s: Settings, *, ports: Callable[[str, str | None], object] | None = fake_ports) -> TestClient:
+        app: FastAPI = create_app(s)
+        if ports is not None:
+            app.dependency_overrides[get_port_opener] = lambda: ports
+        client = TestClient(app)
+        client.__enter__()
+        opened.append(client)
+        return client
+
+    yield make
+    for client in reversed(opened):
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def client(make_client: Callable[..., TestClient], settings: Settings) -> TestClient:
+    return make_client(settings)
+
+
+@pytest.fixture(scope="session")
+def jack_server() -> Iterator[object]:
+    try:
+        server = jack.start_jack()
+    except jack.JackUnavailable as exc:
+        pytest.skip(f"no JACK server: {exc}")
+    yield server
+    server.stop()
+

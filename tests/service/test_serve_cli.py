@@ -1,0 +1,24 @@
+"""service/cli/serve.py: settings from the environment, flags winning; bad settings are one clear error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from service.cli import build_parser, main
+from service.cli.serve import settings_from
+
+
+def test_flags_override_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("PERFRNN_PORT", "9001")
+    monkeypatch.setenv("PERFRNN_MAX_RENDERS", "5")
+    args = build_parser("serve").parse_args(["serve", "--port", "9002", "--checkpoints-dir", str(tmp_path)])
+    s = settings_from(args)
+    assert (s.host, s.port, s.max_renders, s.checkpoints_dir) == ("127.0.0.1", 9002, 5, tmp_path.resolve())
+
+
+def test_invalid_settings_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve", "--port", "70000"]) == 2
+    assert "port" in capsys.readouterr().err
+    assert main(["serve", "--music-checkpoint", "../../etc/passwd"]) == 2
