@@ -81,7 +81,8 @@ def test_an_abandoned_session_stops_itself_with_all_notes_off(make_client, setti
     # the owner goes away without a word: the lease runs out
     assert c.get("/api/sessions").json() != []
     assert wait_for(lambda: c.get("/api/sessions").json() == [], timeout_s=5)
-    assert port.closed and not unmatched_note_ons(port.messages)
+    assert wait_for(lambda: port.closed, timeout_s=5)  # unlisted first, then stopped and closed
+    assert not unmatched_note_ons(port.messages)
     assert c.app.state.runtime.engine.active == 0
     assert c.get(f"/api/sessions/{created['id']}").status_code == 404
 
