@@ -2,14 +2,18 @@
 first note. Prints a table and writes JSON with the machine it ran on.
 
     python -m bench.realtime [--quick] [--checkpoint PATH] [--out bench/results/realtime.json] [--threads N]
+                             [--player-threads] [--gc-freeze]
 
 Every figure is measured in this run, the naive ``nn.LSTM`` per-step loop (``RecurrentModel.step``) included.
 Batch-1 latency runs with ``torch.set_num_threads(1)``; the other sections with ``--threads`` (default 1).
+Sections 3 and 4 play every stream's player on one shared ``PlayerHub`` thread, as a server does;
+``--player-threads`` gives each player its own thread instead (for comparison).
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib.util
 import json
 import logging
@@ -19,6 +23,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -29,7 +34,7 @@ import numpy as np
 import torch
 
 from midi_io.notes import Note
-from midi_io.player import Player
+from midi_io.player import Player, PlayerHub
 from performance_rnn.codecs.controls import control_vector
 from performance_rnn.codecs.performance import PerformanceCodecConfig
 from performance_rnn.config import ModelConfig, SamplingConfig
@@ -147,28 +152,48 @@ def throughput(mm: MusicModel, budget: Budget, batches: tuple[int, ...] = (1, 8,
 
 # ---- 3-5. live streams ----
 class NullPort:
-    """An output that sends nowhere; remembers when the first note-on went out."""
+    """An output that sends nowhere; remembers what it was sent, when (monotonic clock), and the first note-on."""
 
-    first_on: float | None = None
+    def __init__(self) -> None:
+        self.first_on: float | None = None
+        self.sent: list[tuple[float, mido.Message]] = []
 
     def send(self, msg: mido.Message) -> None:
+        t = time.monotonic()
+        self.sent.append((t, msg))
         if self.first_on is None and msg.type == "note_on" and msg.velocity > 0:
-            self.first_on = time.monotonic()
+            self.first_on = t
 
     def close(self) -> None:
         pass
 
 
+Scheduled = tuple[float, int, tuple[int, ...], float]  # (time_s, order, message bytes, due_before_s)
+
+
 class LoggingPlayer(Player):
-    """A Player that remembers what it was given: (time_s, order, message bytes)."""
+    """A Player that remembers what it was given: (time_s, order, message bytes, due_before_s), where
+    due_before_s > 0 says the message was already that late when scheduled (at a stream's start, when many
+    streams start at once, a chord's later notes arrive steps after its first): no player can send those on time."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.scheduled: list[tuple[float, int, tuple[int, ...]]] = []
+        self.scheduled: list[Scheduled] = []
+        self.by_id: dict[int, tuple[float, float, mido.Message]] = {}  # id(msg) -> (time_s, due_before_s, msg)
 
     def schedule(self, time_s: float, msg: mido.Message, *, timeout_s: float | None = None) -> None:
+        due_before_s = self.piece_time() - time_s
         super().schedule(time_s, msg, timeout_s=timeout_s)
-        self.scheduled.append((time_s, len(self.scheduled), tuple(msg.bytes())))
+        self.scheduled.append((time_s, len(self.scheduled), tuple(msg.bytes()), due_before_s))
+        self.by_id[id(msg)] = (time_s, due_before_s, msg)  # the player sends this very object (no channel set)
+
+    def send_errors_ms(self) -> list[float]:
+        """Send time - due time, ms, of the messages scheduled before they were due, from a NullPort's record;
+        what the player sent of its own (releases on stop, forced note-offs) is not in ``by_id``."""
+        assert isinstance(self.port, NullPort)
+        origin = time.monotonic() - self.piece_time()
+        due = [(t, self.by_id.get(id(m))) for t, m in self.port.sent]
+        return [(t - origin - d[0]) * 1e3 for t, d in due if d is not None and d[1] <= 0]
 
 
 def run_streams(mm: MusicModel, players: list[Player], seconds: float,
@@ -196,39 +221,53 @@ def run_streams(mm: MusicModel, players: list[Player], seconds: float,
     st = [p.stats() for p in players]
     errors = [e * 1e3 for s in st for e in s.timing_errors_s]
     late, dropped = sum(s.late for s in st), sum(s.dropped for s in st)
+    logged = [p for p in players if isinstance(p, LoggingPlayer)]
+    due_before = [d * 1e3 for p in logged for *_, d in p.scheduled if d > 0]
+    in_time = [e for p in logged if isinstance(p.port, NullPort) for e in p.send_errors_ms()]
     return {"streams": len(players), "seconds": seconds, "sent": sum(s.sent for s in st), "late": late,
             "dropped": dropped, "underrun_samples": underruns, "samples": samples,
             "min_headroom_ms": headroom_min * 1e3 if samples else None,
             "send_error_p50_ms": pct(errors, 50), "send_error_p99_ms": pct(errors, 99),
+            "scheduled_after_due": len(due_before), "scheduled_after_due_max_ms": max(due_before, default=0.0),
+            "send_error_in_time_p99_ms": pct(in_time, 99), "send_error_in_time_max_ms": max(in_time, default=None),
             "engine_steps": engine.steps, "ok": late == 0 and dropped == 0 and underruns == 0}
 
 
-def concurrent_streams(mm: MusicModel, budget: Budget) -> Json:
+def player_hub(shared: bool) -> PlayerHub | nullcontext[None]:
+    """``with player_hub(shared) as hub:`` one hub for all of a trial's players, or None (a thread each)."""
+    return PlayerHub() if shared else nullcontext()
+
+
+def concurrent_streams(mm: MusicModel, budget: Budget, shared_hub: bool = True) -> Json:
     trials = []
     for n in budget.stream_counts:
-        trials.append(run_streams(mm, [Player(NullPort()) for _ in range(n)], budget.stream_s))
+        with player_hub(shared_hub) as hub:
+            trials.append(run_streams(mm, [LoggingPlayer(NullPort(), hub=hub) for _ in range(n)], budget.stream_s))
         if not trials[-1]["ok"]:
             break  # larger counts only get worse: save the time
     ok = [t["streams"] for t in trials if t["ok"]]
-    return {"max_sustained": max(ok, default=0), "trials": trials}
+    return {"players": "one shared PlayerHub thread" if shared_hub else "a thread per player",
+            "max_sustained": max(ok, default=0), "trials": trials}
 
 
-def timing_errors_ms(scheduled: list[tuple[float, int, tuple[int, ...]]],
-                     received: list[tuple[float, mido.Message]]) -> list[float]:
-    """|received - scheduled| offsets after aligning the first matched message. Received messages are paired
-    in order with the scheduled ones, skipping what the player added itself (its releases on stop)."""
+def timing_errors_ms(scheduled: list[Scheduled], received: list[tuple[float, mido.Message]]) -> Json:
+    """|received - scheduled| on JACK's clock, which is not ours: the offset between the clocks is the median of
+    (received - due) over the messages scheduled before they were due; those already due when scheduled (see
+    ``LoggingPlayer``) are counted, not compared. ``first_aligned``: the earlier measure, aligned on the first
+    message, which shifts every error by that message's lateness."""
     due = sorted(scheduled)
-    pairs, j = [], 0
-    for t_rx, msg in received:
+    pairs, j = [], 0  # (time received, time_s due, scheduled before it was due), paired in order, skipping
+    for t_rx, msg in received:  # what the player added itself (its releases on stop, forced note-offs)
         data = tuple(msg.bytes())
         k = next((k for k in range(j, min(j + 32, len(due))) if due[k][2] == data), None)
         if k is not None:
-            pairs.append((t_rx, due[k][0]))
+            pairs.append((t_rx, due[k][0], due[k][3] <= 0))
             j = k + 1
-    if not pairs:
-        return []
-    rx0, due0 = pairs[0]
-    return [abs((t - rx0) - (d - due0)) * 1e3 for t, d in pairs[1:]]
+    in_time = [(t, d) for t, d, ok in pairs if ok]
+    offset = float(np.median([t - d for t, d in in_time])) if in_time else 0.0
+    first = [abs((t - pairs[0][0]) - (d - pairs[0][1])) * 1e3 for t, d, _ in pairs[1:]]
+    return {"errors": [abs(t - d - offset) * 1e3 for t, d in in_time], "first_aligned": first,
+            "scheduled_after_due": len(pairs) - len(in_time)}
 
 
 def load_midi_test_helpers() -> ModuleType:
@@ -242,7 +281,7 @@ def load_midi_test_helpers() -> ModuleType:
     return module
 
 
-def jack_timing(mm: MusicModel, budget: Budget, counts: tuple[int, ...] = (1, 16)) -> Json:
+def jack_timing(mm: MusicModel, budget: Budget, counts: tuple[int, ...] = (1, 16), shared_hub: bool = True) -> Json:
     from midi_io.ports import open_virtual_output
 
     try:
@@ -257,20 +296,27 @@ def jack_timing(mm: MusicModel, budget: Budget, counts: tuple[int, ...] = (1, 16
             receivers = [helpers.JackReceiver(p.name) for p in ports]
             for r, p in zip(receivers, ports, strict=True):
                 r.handshake(p)
-            players = [LoggingPlayer(p) for p in ports]
-            res = run_streams(mm, list(players), budget.jack_s, lambda: [r.poll() for r in receivers])
+            with player_hub(shared_hub) as hub:
+                players = [LoggingPlayer(p, hub=hub) for p in ports]
+                res = run_streams(mm, list(players), budget.jack_s, lambda: [r.poll() for r in receivers])
             time.sleep(0.2)
-            errors = []
+            errors, first_aligned, after_due = [], [], 0
             for r, p in zip(receivers, players, strict=True):
                 r.poll()
-                errors += timing_errors_ms(p.scheduled, r.received)
+                te = timing_errors_ms(p.scheduled, r.received)
+                errors += te["errors"]
+                first_aligned += te["first_aligned"]
+                after_due += te["scheduled_after_due"]
             received = sum(len(r.received) for r in receivers)
             for r in receivers:
                 r.close()
             for p in ports:
                 p.close()
             out[f"streams_{n}"] = {"p50_ms": pct(errors, 50), "p99_ms": pct(errors, 99), "compared": len(errors),
-                                   "received": received, **{k: res[k] for k in ("late", "dropped", "underrun_samples")}}
+                                   "scheduled_after_due": after_due, "received": received,
+                                   "first_aligned_p50_ms": pct(first_aligned, 50),
+                                   "first_aligned_p99_ms": pct(first_aligned, 99),
+                                   **{k: res[k] for k in ("late", "dropped", "underrun_samples")}}
     finally:
         server.stop()
     return out
@@ -328,14 +374,19 @@ def table(r: Json) -> str:
     for t in r["streams"]["trials"]:
         rows.append(("3 live streams", f"N={t['streams']}", f"{'ok' if t['ok'] else 'FAIL'}: late {t['late']}, dropped "
                      f"{t['dropped']}, underrun {t['underrun_samples']}/{t['samples']}, min headroom "
-                     f"{f(t['min_headroom_ms'])} ms, send err p99 {f(t['send_error_p99_ms'])} ms"))
-    rows.append(("3 live streams", "max sustained", str(r["streams"]["max_sustained"])))
+                     f"{f(t['min_headroom_ms'])} ms, send err p99 {f(t['send_error_p99_ms'])} ms; "
+                     f"{t['scheduled_after_due']} due before scheduled (max {f(t['scheduled_after_due_max_ms'])} ms), "
+                     f"the rest p99 {f(t['send_error_in_time_p99_ms'])} max {f(t['send_error_in_time_max_ms'])} ms"))
+    gc_note = ", gc frozen" if r.get("gc_frozen") else ""
+    rows.append(("3 live streams", "max sustained",
+                 f"{r['streams']['max_sustained']} ({r['streams']['players']}{gc_note})"))
     jt = r["jack_timing"]
     if "skipped" in jt:
         rows.append(("4 JACK timing", "skipped", jt["skipped"]))
     for k, d in ((k, d) for k, d in jt.items() if k.startswith("streams_")):
         rows.append(("4 JACK timing", k, f"|rx - scheduled| p50 {f(d['p50_ms'])} ms, p99 {f(d['p99_ms'])} ms "
-                     f"(n={d['compared']}, late {d['late']})"))
+                     f"(n={d['compared']}, {d['scheduled_after_due']} due before scheduled left out, late {d['late']}; "
+                     f"aligned on the first message: p99 {f(d['first_aligned_p99_ms'])} ms)"))
     fn = r["first_note"]
     rows.append(("5 first note", "10 s primer", f"p50 {f(fn['first_note_ms_p50'])} ms (startup "
                  f"{f(fn['startup_ms_p50'])} ms + musical rest {f(fn['musical_rest_ms_p50'])} ms)"))
@@ -362,11 +413,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--checkpoint", type=Path, default=ROOT / "checkpoints/music.pt")
     ap.add_argument("--out", type=Path, default=ROOT / "bench/results/realtime.json")
     ap.add_argument("--threads", type=int, default=1, help="torch threads for sections 2-5 (section 1 uses 1)")
+    ap.add_argument("--player-threads", action="store_true",
+                    help="sections 3-4: a thread per player instead of one shared PlayerHub (for comparison)")
+    ap.add_argument("--gc-freeze", action="store_true",
+                    help="gc.freeze() after loading the model, so a full collection (~100 ms holding the GIL with "
+                         "torch loaded) does not stall the players; only meaningful if the server does it too")
     args = ap.parse_args(argv)
     budget = QUICK if args.quick else FULL
-    # LivePlayback.stop stops the player while its thread may still schedule the release note-offs (the
-    # player releases those notes itself): it logs a warning per stream, which says nothing here
-    logging.getLogger("service.live").setLevel(logging.ERROR)
     logging.getLogger("midi_io.player").setLevel(logging.ERROR)  # late events are counted in the stats
     torch.manual_seed(0)
     mm, source = load_shipped(args.checkpoint)
@@ -377,8 +430,15 @@ def main(argv: list[str] | None = None) -> int:
                          "default_3x512": step_latency(RecurrentModel(ModelConfig(control_size=21)).eval(), budget)}
     torch.set_num_threads(args.threads)
     r["machine"]["torch_threads"] = {"step_latency": 1, "other_sections": args.threads}
-    for key, fn in (("throughput", throughput), ("streams", concurrent_streams), ("jack_timing", jack_timing),
-                    ("first_note", first_note)):
+    r["gc_frozen"] = args.gc_freeze
+    if args.gc_freeze:
+        gc.collect()
+        gc.freeze()
+    shared = not args.player_threads
+    sections: tuple[tuple[str, Callable[[MusicModel, Budget], Json]], ...] = (
+        ("throughput", throughput), ("streams", lambda m, b: concurrent_streams(m, b, shared_hub=shared)),
+        ("jack_timing", lambda m, b: jack_timing(m, b, shared_hub=shared)), ("first_note", first_note))
+    for key, fn in sections:
         print(f"running {key} ...", flush=True)
         r[key] = fn(mm, budget)
     r["targets"] = targets(r)

@@ -3,6 +3,11 @@
 Times given to ``Player.schedule`` are seconds from the player's origin (set by ``start``); the player's
 thread sleeps until ``spin_s`` before each due time, then spins. ``stop``, ``cancel``, ``panic``, leaving a
 ``with`` block and a failing port all send a note-off for every note the player left sounding.
+
+Many players can share one emitting thread instead: ``Player(port, config, hub=hub)`` on a running
+``PlayerHub``. The hub waits on a condition variable until the earliest due time across its players (an
+earlier message scheduled meanwhile wakes it), spins the last ``spin_s``, then emits every player's due
+messages; each player keeps its own lock, late policy, duration guard, stats and note-off bookkeeping.
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ class PlayerConfig:
     late_policy: LatePolicy = LatePolicy.DROP
     max_note_s: float = 5.0  # the player releases a note sounding longer than this
     max_pending: int = 8192  # bound on scheduled, unsent messages
+    # these two apply to a player's own thread; a PlayerHub has its own spin_s and is woken by earlier events
     spin_s: float = 0.001  # sleep until this long before a due time, then spin
     max_sleep_s: float = 0.01  # longest single sleep, so an earlier event scheduled meanwhile is not missed
     max_timing_errors: int = 100_000  # most recent timing errors kept in the stats
@@ -96,20 +102,27 @@ def notes_to_messages(notes: Sequence[Note], channel: int = 0) -> list[TimedMess
 
 
 class Player:
-    """Emits scheduled messages on its own thread. ``with Player(port) as p:`` starts it and always stops it."""
+    """Emits scheduled messages on its own thread, or on ``hub``'s thread when given one (the player then uses
+    the hub's clock). ``with Player(port) as p:`` starts it and always stops it."""
 
     def __init__(
         self,
         port: OutputPort,
         config: PlayerConfig | None = None,
         *,
-        now: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
+        now: Callable[[], float] | None = None,
+        sleep: Callable[[float], None] | None = None,
+        hub: PlayerHub | None = None,
     ) -> None:
+        if hub is not None and (now is not None or sleep is not None):
+            raise ValueError("a player on a hub uses the hub's clock: give now/sleep to the hub")
         self.port = port
         self.config = config or PlayerConfig()
+        self.hub = hub
         self.error: Exception | None = None  # what stopped the thread, if anything did
-        self._now, self._sleep = now, sleep
+        self._now = hub.now if hub is not None else now or time.monotonic
+        self._sleep = sleep or time.sleep
+        self._started = False
         self._cond = threading.Condition()
         self._heap: list[tuple[float, int, mido.Message]] = []
         self._seq = itertools.count()
@@ -123,7 +136,7 @@ class Player:
         self._last_log = -math.inf
 
     def __enter__(self) -> Self:
-        if self._thread is None:
+        if not self._started:
             self.start()
         return self
 
@@ -134,13 +147,26 @@ class Player:
             self._raise_if_failed()
 
     def start(self, origin_s: float | None = None) -> Player:
-        """Start the thread; time 0 of the schedule is ``origin_s`` on the clock (default: now)."""
+        """Start the thread (or join the hub); time 0 of the schedule is ``origin_s`` on the clock (default: now).
+
+        Raises:
+            RuntimeError: already started, or the hub is closed.
+        """
         with self._cond:
-            if self._thread is not None:
+            if self._started:
                 raise RuntimeError("player already started")
             self._origin = self._now() if origin_s is None else origin_s
-            self._thread = threading.Thread(target=self._run, name="midi-player", daemon=True)
-            self._thread.start()
+            self._started = True
+            if self.hub is None:
+                self._thread = threading.Thread(target=self._run, name="midi-player", daemon=True)
+                self._thread.start()
+        if self.hub is not None:
+            try:
+                self.hub._attach(self)
+            except RuntimeError:
+                with self._cond:
+                    self._stopping = True
+                raise
         return self
 
     def piece_time(self) -> float:
@@ -171,11 +197,15 @@ class Player:
             def has_room() -> bool:
                 return len(self._heap) < self.config.max_pending or self._stopping or self.error is not None
 
-            if not has_room() and (self._thread is None or not self._cond.wait_for(has_room, timeout_s)):
+            if not has_room() and (not self._started or not self._cond.wait_for(has_room, timeout_s)):
                 raise queue.Full(f"{len(self._heap)} messages pending (max_pending={self.config.max_pending})")
             self._raise_if_failed(stopped=True)
-            heapq.heappush(self._heap, (time_s, next(self._seq), msg))
+            seq = next(self._seq)
+            heapq.heappush(self._heap, (time_s, seq, msg))
             self._cond.notify_all()
+            if self.hub is not None and self._started and self._heap[0][1] == seq:  # a new earliest message
+                assert self._origin is not None
+                self.hub._wake_for(self, self._origin + time_s)
 
     def schedule_many(self, messages: Iterable[TimedMessage], *, timeout_s: float | None = None) -> None:
         for time_s, msg in messages:
@@ -208,12 +238,15 @@ class Player:
                 self._send_quietly(mido.Message("control_change", channel=ch, control=ALL_NOTES_OFF_CC, value=0))
 
     def stop(self) -> None:
-        """Stop the thread, drop pending messages and release every sounding note. Idempotent."""
+        """Stop the thread (or leave the hub), drop pending messages and release every sounding note. Idempotent;
+        nothing is sent from this player once it returns."""
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join()
+        if self.hub is not None:
+            self.hub._detach(self)
         with self._cond:
             self._heap.clear()
             self._release_all_locked()
@@ -253,6 +286,33 @@ class Player:
             with self._cond:
                 self._release_all_locked()
                 self._cond.notify_all()
+
+    # ---- called by the hub's thread, which holds no lock of its own meanwhile ----
+    def _hub_next_wake(self) -> float | None:
+        with self._cond:
+            if self._stopping or self.error is not None:
+                return None
+            return self._next_wake_locked()
+
+    def _hub_emit(self) -> float | None:
+        """Send what is due; returns the next wake, None when there is none or this player has failed (its
+        notes are then released)."""
+        try:
+            with self._cond:
+                if self._stopping or self.error is not None:
+                    return None
+                self._emit_due_locked()
+                return self._next_wake_locked()
+        except Exception as exc:  # noqa: BLE001 - this player's port failed: release its notes, not the others'
+            self._fail(exc)
+            return None
+
+    def _fail(self, exc: Exception) -> None:
+        logger.exception("MIDI player stopped by an error", exc_info=exc)
+        with self._cond:
+            self.error = exc
+            self._release_all_locked()
+            self._cond.notify_all()
 
     def _next_wake_locked(self) -> float | None:
         assert self._origin is not None
@@ -336,6 +396,141 @@ class Player:
             raise PortUnavailableError(f"MIDI player stopped: {self.error}") from self.error
         if stopped and self._stopping:
             raise RuntimeError("the player is stopped")
+
+
+class PlayerHub:
+    """One thread that emits the scheduled messages of many players (``Player(port, config, hub=hub)``), so N
+    players cost one thread competing for the GIL, not N. ``with PlayerHub() as hub:`` starts it and closes it.
+
+    The thread keeps a heap of (wake time, player) entries: a player adds one when it schedules a new earliest
+    message, the thread one after serving it; an entry may be stale (the player was cancelled or resynced) and is
+    then checked against the player and dropped or moved. The thread waits on a condition variable until
+    ``spin_s`` before the earliest entry (an earlier one added meanwhile wakes it), spins (yielding the GIL) to
+    the due time, and emits that player's due messages under the player's lock, with its own late policy,
+    duration guard and stats. One player's port failing stops that player only.
+
+    ``now``/``sleep`` are for tests: with ``sleep`` given, the thread waits by calling ``sleep`` (a fake clock
+    advances) rather than on the condition variable in real time.
+    """
+
+    def __init__(
+        self,
+        *,
+        now: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] | None = None,
+        spin_s: float = 0.0003,
+        name: str = "midi-hub",
+    ) -> None:
+        if not spin_s >= 0:
+            raise ValueError(f"spin_s must be >= 0, got {spin_s}")
+        self.now = now
+        self.spin_s = spin_s
+        self._sleep = sleep
+        self._name = name
+        self._cond = threading.Condition()
+        self._players: list[Player] = []
+        self._wakes: list[tuple[float, int, Player]] = []  # (clock time, tie-break, player): a heap
+        self._seq = itertools.count()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    def __enter__(self) -> Self:
+        if self._thread is None:
+            self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def players(self) -> int:
+        with self._cond:
+            return len(self._players)
+
+    def start(self) -> PlayerHub:
+        with self._cond:
+            if self._thread is not None or self._closed:
+                raise RuntimeError("the hub is closed" if self._closed else "hub already started")
+            self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+            self._thread.start()
+        return self
+
+    def close(self) -> None:
+        """Stop the thread, then stop every attached player (each releases its sounding notes). Idempotent."""
+        with self._cond:
+            self._closed = True
+            players = list(self._players)
+            self._cond.notify_all()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join()
+        for player in players:
+            player.stop()
+
+    def _attach(self, player: Player) -> None:
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("the hub is closed")
+            self._players.append(player)
+        wake = player._hub_next_wake()  # what it was given before it started
+        if wake is not None:
+            self._wake_for(player, wake)
+
+    def _detach(self, player: Player) -> None:
+        with self._cond:
+            if player in self._players:
+                self._players.remove(player)
+
+    def _wake_for(self, player: Player, at: float) -> None:
+        """``player`` has something due at clock time ``at``. Called under the player's lock: the lock order is
+        player, then hub; the thread never holds both."""
+        with self._cond:
+            entry = (at, next(self._seq), player)
+            heapq.heappush(self._wakes, entry)
+            if self._wakes[0] is entry:
+                self._cond.notify_all()
+
+    def _run(self) -> None:
+        try:
+            while True:
+                with self._cond:
+                    if self._closed:
+                        return
+                    if not self._wakes:
+                        self._cond.wait()
+                        continue
+                    delay = self._wakes[0][0] - self.spin_s - self.now()
+                    if delay > 0 and self._sleep is None:
+                        self._cond.wait(delay)  # woken early by an earlier entry, or by close
+                        continue
+                    due = heapq.heappop(self._wakes)[2] if delay <= 0 else None
+                if due is not None:
+                    self._serve(due)
+                elif self._sleep is not None:
+                    self._sleep(delay)  # a test's clock
+        except Exception as exc:  # a bug here must not leave notes sounding or callers waiting forever
+            logger.exception("MIDI player hub stopped by an error")
+            with self._cond:
+                self._closed = True
+                players = list(self._players)
+            for player in players:
+                player._fail(exc)
+
+    def _serve(self, player: Player) -> None:
+        """One of ``player``'s entries is (about) due: check it against the player, spin, emit, add its next."""
+        wake = player._hub_next_wake()
+        if wake is None:  # idle, stopped or failed: a new earliest message adds a new entry
+            return
+        if wake - self.now() > self.spin_s:  # a stale entry: cancelled, resynced or already served
+            self._wake_for(player, wake)
+            return
+        spin = self._sleep or time.sleep
+        while self.now() < wake:
+            spin(0)  # yields the GIL
+        wake = player._hub_emit()
+        if player.error is not None:
+            self._detach(player)
+        elif wake is not None:
+            self._wake_for(player, wake)
 
 
 def run_until_signal(

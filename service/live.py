@@ -1,8 +1,13 @@
 """Live playback: an engine stream's tokens -> timed notes -> MIDI messages on a ``Player``, in real time.
 
 The player's time 0 is the stream's start on the engine clock (both ``time.monotonic``), so an event is
-scheduled ``lookahead`` ahead of its due time. Stopping closes the stream and the player releases every
-sounding note; pausing silences the sounding notes and the music clock waits.
+scheduled ``lookahead`` ahead of its due time. The first token arrives after that start (a step later, more
+with many streams admitted at once), so the whole stream is due that much (plus ``START_MARGIN_S``) later: its
+opening notes go out as soon as they exist, in rhythm, rather than late or dropped. Stopping closes the stream,
+ends the playback thread, then stops the player, which releases every sounding note; pausing silences the
+sounding notes and the music clock waits.
+Many playbacks can share one emitting thread: give each a ``Player(port, config, hub=hub)`` on one
+``midi_io.player.PlayerHub``.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from performance_rnn.codecs.performance import PerformanceCodecConfig
 from performance_rnn.engine import Stream
 
 log = logging.getLogger(__name__)
+START_MARGIN_S = 0.003  # the first token's notes are due this long after it arrives, so they can be sent on time
 
 
 def timed_message(ev: TimedNote, channel: int = 0) -> mido.Message:
@@ -30,7 +36,8 @@ def timed_message(ev: TimedNote, channel: int = 0) -> mido.Message:
 
 
 class LivePlayback:
-    """Plays one engine stream into a player until the stream ends or ``stop`` is called."""
+    """Plays one engine stream into a player (which may be on a ``PlayerHub``) until the stream ends or ``stop``
+    is called."""
 
     def __init__(self, stream: Stream, player: Player, codec: PerformanceCodecConfig, *, channel: int = 0,
                  on_event: Callable[[TimedNote], None] | None = None) -> None:
@@ -40,6 +47,8 @@ class LivePlayback:
         self.done = threading.Event()
         self.first_note_at: float | None = None  # engine/monotonic time the first note-on was scheduled for
         self._origin = 0.0
+        self._start_lag: float | None = None  # how late the first token arrived after the stream's start
+        self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"live-{stream.id}", daemon=True)
 
     def start(self, timeout_s: float = 30.0) -> LivePlayback:
@@ -55,6 +64,7 @@ class LivePlayback:
 
     def _schedule(self, ev: TimedNote) -> None:
         offset = (self.stream.started_at or self._origin) - self._origin  # grows by the time spent paused
+        offset += self._start_lag or 0.0
         if ev.on and self.first_note_at is None:
             self.first_note_at = self._origin + offset + ev.time_s
         self.player.schedule(ev.time_s + offset, timed_message(ev, self.channel), timeout_s=5.0)
@@ -63,21 +73,25 @@ class LivePlayback:
 
     def _run(self) -> None:
         try:
-            while True:
+            while not self._stopping.is_set():
                 try:
                     tok = self.stream.tokens.get(timeout=0.5)
                 except queue.Empty:
                     if self.stream.closed.is_set() and self.stream.tokens.empty():
                         break
                     continue
-                if tok is None:
+                if tok is None or self._stopping.is_set():
                     break
+                if self._start_lag is None:
+                    self._start_lag = max(0.0, self.player.piece_time() + START_MARGIN_S)
                 for ev in self.decoder.feed(tok):
                     self._schedule(ev)
-            for ev in self.decoder.release_all():
-                self._schedule(ev)
-        except Exception as exc:  # the player stopped (port vanished) or was stopped: end the stream
-            log.warning("live playback of stream %d ended: %s", self.stream.id, exc)
+            if not self._stopping.is_set():  # on stop, the player releases what sounds and drops the rest
+                for ev in self.decoder.release_all():
+                    self._schedule(ev)
+        except Exception as exc:  # the player stopped (port vanished, or stopped by someone else): end the stream
+            if not self._stopping.is_set():
+                log.warning("live playback of stream %d ended: %s", self.stream.id, exc)
             self.stream.close()
         finally:
             self.done.set()
@@ -89,9 +103,16 @@ class LivePlayback:
     def resume(self) -> None:
         self.stream.resume()
 
-    def stop(self) -> None:
-        """Close the stream and stop the player: every sounding note gets its note-off."""
+    def stop(self, timeout_s: float = 1.0) -> None:
+        """Close the stream, end the playback thread, then stop the player: every sounding note gets its note-off
+        and nothing more is sent. Idempotent. ``timeout_s`` bounds each wait for the thread."""
+        self._stopping.set()
         self.stream.close()
-        self.player.stop()
-        self._thread.join(timeout=2.0)
+        self.stream.tokens.put(None)  # wakes the thread if it waits for a token; nothing else reads them
+        joinable = self._thread.ident is not None and self._thread is not threading.current_thread()
+        if joinable:
+            self._thread.join(timeout=timeout_s)
+        self.player.stop()  # also wakes the thread if it waits for room in the player's queue
+        if joinable:
+            self._thread.join(timeout=timeout_s)
         self.done.set()

@@ -1,5 +1,5 @@
-"""Player: due-time emission, late policy, note-off guarantees and the duration guard, on a fake clock;
-then the same guarantees through a real JACK server (marked ``jack``)."""
+"""Player: due-time emission, late policy, note-off guarantees and the duration guard, on a fake clock; the same
+for players sharing a PlayerHub's thread; then the same guarantees through a real JACK server (marked ``jack``)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from midi_io.player import (
     LatePolicy,
     Player,
     PlayerConfig,
+    PlayerHub,
     note_events_to_messages,
     notes_to_messages,
     run_until_signal,
@@ -261,6 +262,136 @@ def test_run_until_signal_returns_when_done() -> None:
     done, stopped = threading.Event(), threading.Event()
     done.set()
     assert run_until_signal(stopped.set, done=done) is None and stopped.is_set()
+
+
+# ---- players sharing one PlayerHub thread ------------------------------------------------------------------
+
+
+def test_hub_emits_the_messages_of_several_players_in_time_order(clock, port) -> None:
+    hub = PlayerHub(now=clock.now, sleep=clock.sleep)
+    players = [Player(port, PlayerConfig(channel=ch), hub=hub) for ch in range(3)]
+    for ch, player in enumerate(players):  # channel ch plays at 0.1 * ch + 0.3 * k
+        player.schedule_many(
+            notes_to_messages([Note(60 + k, 80, 0.1 * ch + 0.3 * k, 0.1 * ch + 0.3 * k + 0.05) for k in range(3)])
+        )
+        player.start(origin_s=T0)
+    with hub:
+        assert all(p.wait_idle(timeout_s=5) for p in players)
+        stats = [p.stats() for p in players]
+    assert len(port.sent) == 18
+    times = [t for t, _ in port.sent]
+    assert times == sorted(times)
+    got = [(round(t - T0, 3), m.channel, m.type) for t, m in port.sent]
+    want = sorted(
+        (round(0.1 * ch + 0.3 * k + d, 3), ch, kind)
+        for ch in range(3)
+        for k in range(3)
+        for d, kind in ((0.0, "note_on"), (0.05, "note_off"))
+    )
+    assert got == want
+    assert all(s.sent == 6 and s.late == 0 and max(s.timing_errors_s) < EPS for s in stats)
+    assert hub.players == 0  # close stopped and detached them
+
+
+def test_hub_late_policy_is_per_player(make_clock, make_port) -> None:
+    clock = make_clock(T0, stalls={T0 + 0.2: 0.5})
+    drop_port, resync_port = make_port(clock.now), make_port(clock.now)
+    hub = PlayerHub(now=clock.now, sleep=clock.sleep)
+    dropper = Player(drop_port, hub=hub)
+    resyncer = Player(resync_port, PlayerConfig(late_policy=LatePolicy.RESYNC), hub=hub)
+    for player in (dropper, resyncer):
+        player.schedule_many(SONG)
+        player.start()
+    with hub:
+        assert dropper.wait_idle(timeout_s=5) and resyncer.wait_idle(timeout_s=5)
+        drop_stats, resync_stats = dropper.stats(), resyncer.stats()
+    assert notes_sent(drop_port) == [("on", 60), ("off", 60), ("on", 64), ("off", 64)]
+    assert (drop_stats.late, drop_stats.dropped, drop_stats.resyncs) == (3, 1, 0)
+    assert drop_port.sent[2][0] == pytest.approx(T0 + 1.0, abs=EPS)
+    assert notes_sent(resync_port) == [("on", 60), ("off", 60), ("on", 62), ("off", 62), ("on", 64), ("off", 64)]
+    assert (resync_stats.resyncs, resync_stats.dropped) == (1, 0)
+    times = [t for t, _ in resync_port.sent]
+    assert times[2] - times[1] == pytest.approx(0.05, abs=EPS) and times[4] - times[2] == pytest.approx(0.7, abs=EPS)
+
+
+def test_stopping_one_player_on_a_hub_releases_its_notes_and_leaves_the_others_playing(
+    make_clock, make_port, unmatched
+) -> None:
+    clock = make_clock(T0, freeze_at=T0 + 0.35)
+    a_port, b_port = make_port(clock.now), make_port(clock.now)
+    hub = PlayerHub(now=clock.now, sleep=clock.sleep)
+    a, b = Player(a_port, hub=hub), Player(b_port, hub=hub)
+    a.schedule_many([(0.0, on(60)), (0.2, on(62)), (1.0, off(60)), (1.0, off(62))])
+    b.schedule_many([(0.1, on(64)), (0.5, off(64)), (0.6, on(65)), (0.7, off(65))])
+    a.start()
+    b.start()
+    with hub:
+        assert clock.frozen.wait(5)
+        assert a.sounding == {(0, 60), (0, 62)} and b.sounding == {(0, 64)}
+        a.stop()
+        assert unmatched(a_port.messages) == set() and a.sounding == frozenset()
+        assert hub.players == 1
+        with pytest.raises(RuntimeError, match="stopped"):
+            a.schedule(2.0, on(72))
+        clock.thaw()
+        assert b.wait_idle(timeout_s=5)
+        assert notes_sent(b_port) == [("on", 64), ("off", 64), ("on", 65), ("off", 65)]
+    assert len(a_port.sent) == 4  # nothing after its stop
+
+
+def test_closing_the_hub_releases_every_players_notes(make_clock, make_port, unmatched) -> None:
+    clock = make_clock(T0, freeze_at=T0 + 0.05)
+    ports = [make_port(clock.now) for _ in range(2)]
+    hub = PlayerHub(now=clock.now, sleep=clock.sleep)
+    players = [Player(p, hub=hub) for p in ports]
+    for i, player in enumerate(players):
+        player.schedule_many([(0.0, on(60 + i)), (1.0, off(60 + i))])
+        player.start()
+    hub.start()
+    assert clock.frozen.wait(5)
+    hub.close()
+    assert all(len(p.sent) == 2 and unmatched(p.messages) == set() for p in ports)
+    with pytest.raises(RuntimeError, match="closed"):
+        Player(make_port(clock.now), hub=hub).start()
+
+
+def test_a_failing_port_stops_only_its_player_on_a_hub(clock, make_port, unmatched) -> None:
+    bad, good = make_port(clock.now, fail_on=2), make_port(clock.now)
+    hub = PlayerHub(now=clock.now, sleep=clock.sleep)
+    players = [Player(bad, hub=hub), Player(good, PlayerConfig(max_note_s=2.0), hub=hub)]
+    for player in players:
+        player.schedule_many([(0.0, on(60)), (0.1, on(62)), (8.0, off(60)), (8.0, off(62))])
+        player.start()
+    with hub:  # started once both players are in: fake time races ahead
+        with pytest.raises(PortUnavailableError, match="vanished"):
+            players[0].wait_idle(timeout_s=5)
+        assert players[1].wait_idle(timeout_s=5)
+        assert unmatched(bad.messages) == set() and unmatched(good.messages) == set()
+        assert players[1].stats().forced_offs == 2  # the duration guard works on a hub too
+        assert [round(t - T0, 2) for t, _ in good.sent] == [0.0, 0.1, 2.0, 2.1]
+
+
+def test_an_earlier_message_wakes_a_waiting_hub(make_port) -> None:
+    """Real clock: the hub waits for a message due in 5 s; one scheduled meanwhile for 20 ms goes out on time."""
+    port = make_port()  # stamps time.monotonic
+    with PlayerHub() as hub, Player(port, hub=hub) as player:
+        player.schedule(5.0, on(60))
+        time.sleep(0.05)  # the hub is now waiting for 5 s
+        t0 = player.piece_time()
+        player.schedule(t0 + 0.02, on(61))
+        deadline = time.monotonic() + 2
+        while not port.sent and time.monotonic() < deadline:
+            time.sleep(0.001)
+        errors = player.stats().timing_errors_s
+    assert notes_sent(port) == [("on", 61), ("off", 61)]  # the off: released on stop; 60 never sounded
+    assert len(errors) == 1 and 0 <= errors[0] < 0.5  # not 5 s: loose, as the machine may be busy
+
+
+def test_a_player_on_a_hub_uses_the_hubs_clock(clock, port) -> None:
+    hub = PlayerHub(now=clock.now, sleep=clock.sleep)
+    assert Player(port, hub=hub).piece_time() == 0.0
+    with pytest.raises(ValueError, match="hub's clock"):
+        Player(port, now=clock.now, hub=hub)
 
 
 # ---- through a real JACK server -------------------------------------------------------------------------
