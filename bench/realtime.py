@@ -415,9 +415,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1, help="torch threads for sections 2-5 (section 1 uses 1)")
     ap.add_argument("--player-threads", action="store_true",
                     help="sections 3-4: a thread per player instead of one shared PlayerHub (for comparison)")
-    ap.add_argument("--gc-freeze", action="store_true",
-                    help="gc.freeze() after loading the model, so a full collection (~100 ms holding the GIL with "
-                         "torch loaded) does not stall the players; only meaningful if the server does it too")
+    ap.add_argument("--no-gc-freeze", dest="gc_freeze", action="store_false",
+                    help="do not gc.freeze() after loading the model (perfrnn play/jam/serve do freeze: a full "
+                         "collection holds the GIL ~100 ms with torch loaded and would stall the players)")
     args = ap.parse_args(argv)
     budget = QUICK if args.quick else FULL
     logging.getLogger("midi_io.player").setLevel(logging.ERROR)  # late events are counted in the stats

@@ -144,6 +144,9 @@ def find_port(names: Collection[str], wanted: str) -> int:
     raise PortUnavailableError(f"{wanted!r} {reason}; ports: {found}")
 
 
+JACK_DRAIN_S = 0.05  # many JACK periods (64 frames at 48 kHz is 1.3 ms), also on a loaded machine
+
+
 class RtMidiOutput:
     """An open rtmidi output as an ``OutputPort``. ``name`` is how other programs see it."""
 
@@ -164,8 +167,12 @@ class RtMidiOutput:
             raise PortUnavailableError(f"output {self.name!r} failed to send {msg}: {exc}") from exc
 
     def close(self) -> None:
+        """Close the port. On JACK, first give the server a few process cycles to deliver what was just sent:
+        this rtmidi build closes without waiting for its ring buffer, so the final note-offs could be lost."""
         if not self.closed:
             self.closed = True
+            if self.api == "jack":
+                time.sleep(JACK_DRAIN_S)
             self._out.close_port()
             self._out.delete()
 

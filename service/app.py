@@ -23,6 +23,7 @@ from performance_rnn.strokegen import load_stroke_model
 from performance_rnn.textgen import load_text_model
 from service.deps import Models, Runtime
 from service.errors import BodyTooLarge, install_error_handlers
+from service.live import freeze_heap
 from service.routes import live, meta, music, sessions, siblings
 from service.sessions import PortSessions, Slots
 from service.settings import Settings
@@ -67,6 +68,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = build_runtime(settings)
         app.state.runtime = runtime
+        freeze_heap()
         try:
             yield
         finally:

@@ -12,6 +12,7 @@ Many playbacks can share one emitting thread: give each a ``Player(port, config,
 
 from __future__ import annotations
 
+import gc
 import logging
 import queue
 import threading
@@ -27,6 +28,14 @@ from performance_rnn.engine import Stream
 
 log = logging.getLogger(__name__)
 START_MARGIN_S = 0.003  # the first token's notes are due this long after it arrives, so they can be sent on time
+
+
+def freeze_heap() -> None:
+    """Move what is loaded so far out of the garbage collector's sight: with torch loaded a full collection
+    holds the GIL for ~100 ms, which would make live notes late (bench/realtime.py measures it). Call it
+    once a live process has loaded its models."""
+    gc.collect()
+    gc.freeze()
 
 
 def timed_message(ev: TimedNote, channel: int = 0) -> mido.Message:

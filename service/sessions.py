@@ -22,7 +22,7 @@ import torch
 
 from midi_io.files import read_notes
 from midi_io.notes import Note
-from midi_io.player import Player, PlayerConfig
+from midi_io.player import Player, PlayerConfig, PlayerHub
 from midi_io.ports import OutputPort
 from performance_rnn.codecs.performance import decode, events_to_notes
 from performance_rnn.config import SamplingConfig
@@ -167,9 +167,11 @@ class PortSessions:
         self._sessions: dict[str, PortSession] = {}
         self._lock = threading.Lock()
         self._closed = threading.Event()
+        self.hub = PlayerHub()  # one emitting thread for every session's player
         self._reaper = threading.Thread(target=self._reap_loop, name="port-sessions", daemon=True)
 
     def start(self) -> PortSessions:
+        self.hub.start()
         self._reaper.start()
         return self
 
@@ -201,7 +203,7 @@ class PortSessions:
                           density=req.density, key=req.key, lookahead_s=self.lookahead_s, max_seconds=max_s)
         api = req.api or self.default_api
         port = open_port(req.port_name, api)
-        player = Player(port, PlayerConfig(channel=req.channel))
+        player = Player(port, PlayerConfig(channel=req.channel), hub=self.hub)
         try:
             stream = self.engine.open(spec)
             playback = LivePlayback(stream, player, self.mm.codec, channel=req.channel).start()
@@ -293,6 +295,7 @@ class PortSessions:
             self.stop(session)
         if self._reaper.is_alive():
             self._reaper.join(timeout=2)
+        self.hub.close()
 
 
 def _finished(session: PortSession) -> bool:

@@ -43,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
     from performance_rnn.config import SamplingConfig
     from performance_rnn.music import load_music, music_engine
     from service.jam import Jam, JamConfig
+    from service.live import freeze_heap
 
     torch.set_num_threads(1)
     cc_map = CCMap.parse(args.cc_map) if args.cc_map else CCMap()
@@ -51,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
     capture = PhraseCapture(CaptureConfig(silence_s=args.silence, cc_map=cc_map),
                             passthrough=out if args.passthrough else None)
     engine = music_engine(mm).start()
+    freeze_heap()
     jam = Jam(mm, engine, capture, out, JamConfig(args.mode, args.response_seconds, channel=args.channel,
                                                   seed=args.seed))
     jam.sampling = SamplingConfig(args.temperature)

@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     from midi_io.ports import open_output
     from performance_rnn.config import SamplingConfig
     from performance_rnn.music import load_music, music_engine, stream_spec
-    from service.live import LivePlayback
+    from service.live import LivePlayback, freeze_heap
 
     if not 0 <= args.channel <= 15:
         raise ValueError("--channel must be in range 0..15")
@@ -48,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
     mm = load_music(args.checkpoint, args.device)
     port = open_output(args.port_name, virtual=not args.connect, api=args.api)
     engine = music_engine(mm).start()
+    freeze_heap()
     player = Player(port, PlayerConfig(channel=args.channel, late_threshold_s=args.late_ms / 1000))
     try:
         stream = engine.open(stream_spec(mm, seed=args.seed, sampling=sampling, primer=primer,
