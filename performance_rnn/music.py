@@ -20,7 +20,9 @@ from performance_rnn.codecs.performance import (
     encode,
     encode_event,
     events_to_notes,
+    final_velocity,
     notes_to_events,
+    velocity_to_bin,
 )
 from performance_rnn.config import SamplingConfig
 from performance_rnn.engine import Engine, StreamSpec
@@ -30,6 +32,7 @@ from performance_rnn.heads import CategoricalHead
 from performance_rnn.model import RecurrentModel
 from performance_rnn.sampling import beam_search, generate, generators_from_seeds
 
+DEFAULT_VELOCITY = 80  # the unprimed seed's dynamics (mezzo-forte)
 PITCH_CLASSES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 _FLATS = {"DB": "C#", "EB": "D#", "GB": "F#", "AB": "G#", "BB": "A#"}
 
@@ -90,9 +93,11 @@ def controls_for(mm: MusicModel, density_nps: float | None, key: str | None) -> 
 
 
 def primer_tokens(mm: MusicModel, notes: Sequence[Note] | None) -> tuple[list[int], float]:
-    """Primer notes -> (tokens, primer length in s). Without notes, one 1 s TIME_SHIFT (the browser demo's
-    seed event); with notes, the primer ends at its last note-off."""
-    seed = [encode_event(Event(EventType.TIME_SHIFT, mm.codec.max_shift_steps), mm.codec)]
+    """Primer notes -> (tokens, primer length in s). Without notes, one VELOCITY event (mezzo-forte): every
+    training window starts with one, so the model begins in familiar territory and sets its dynamics (a
+    TIME_SHIFT seed, as in Magenta's browser demo, left this model never emitting a velocity). With notes,
+    the primer ends at its last note-off."""
+    seed = [encode_event(Event(EventType.VELOCITY, velocity_to_bin(DEFAULT_VELOCITY, mm.codec)), mm.codec)]
     if not notes:
         return seed, 0.0
     t0 = min(n.start_s for n in notes)
@@ -128,7 +133,7 @@ def generate_performances(
     """One performance of ``seconds`` per seed, batched; primer excluded unless ``include_primer``."""
     if not 0 < seconds <= 3600:
         raise ValueError(f"seconds must be in range (0, 3600], got {seconds}")
-    tokens, primer_s = primer_tokens(mm, primer)
+    tokens, _ = primer_tokens(mm, primer)
     ctrl = controls_for(mm, density_nps, key)
     dev = mm.device
     prim = torch.tensor(tokens, dtype=torch.long, device=dev)
@@ -152,25 +157,30 @@ def generate_performances(
     ):
         for i in torch.nonzero(active).flatten().tolist():
             out[i].append(int(outputs[i]))
-    return [_to_notes(mm, toks, seconds, primer, primer_s, include_primer) for toks in out]
+    return [performance_notes(mm, toks, seconds, primer=primer, include_primer=include_primer) for toks in out]
 
 
 def beam_performance(mm: MusicModel, *, seconds: float, beam_size: int, primer: Sequence[Note] | None = None,
                      temperature: float = 1.0, include_primer: bool = False) -> list[Note]:
     """The most likely continuation under beam search, cut to ``seconds``."""
-    tokens, primer_s = primer_tokens(mm, primer)
+    tokens, _ = primer_tokens(mm, primer)
     ctrl = controls_for(mm, None, None)
     prim = torch.tensor(tokens, dtype=torch.long, device=mm.device)
     steps = int(seconds * 60) + 16
     seq, _ = beam_search(mm.model, mm.head, prim, beam_size=beam_size, max_steps=steps, temperature=temperature,
                          primer_controls=None if ctrl is None else ctrl.expand(len(tokens), -1),
                          controls=None if ctrl is None else ctrl.expand(steps, -1))
-    return _to_notes(mm, seq, seconds, primer, primer_s, include_primer)
+    return performance_notes(mm, seq, seconds, primer=primer, include_primer=include_primer)
 
 
-def _to_notes(mm: MusicModel, tokens: list[int], seconds: float, primer: Sequence[Note] | None,
-              primer_s: float, include_primer: bool) -> list[Note]:
-    notes = [n for n in events_to_notes(decode(tokens, mm.codec), mm.codec) if n.start_s < seconds]
+def performance_notes(mm: MusicModel, tokens: Sequence[int], seconds: float, *,
+                      primer: Sequence[Note] | None = None, include_primer: bool = False) -> list[Note]:
+    """Generated tokens (after the primer) -> notes cut to ``seconds``; the dynamics continue from the
+    primer's; the primer's notes are put first when ``include_primer``."""
+    prim, primer_s = primer_tokens(mm, primer)
+    velocity = final_velocity(prim, mm.codec)
+    notes = [n for n in events_to_notes(decode(tokens, mm.codec), mm.codec, default_velocity=velocity)
+             if n.start_s < seconds]
     notes = [Note(n.pitch, n.velocity, n.start_s, min(n.end_s, seconds)) for n in notes]
     if not include_primer or not primer:
         return notes

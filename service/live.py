@@ -23,7 +23,7 @@ import mido
 
 from midi_io.player import Player
 from performance_rnn.codecs.live import LiveDecoder, TimedNote
-from performance_rnn.codecs.performance import PerformanceCodecConfig
+from performance_rnn.codecs.performance import PerformanceCodecConfig, final_velocity
 from performance_rnn.engine import Stream
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ class LivePlayback:
     def __init__(self, stream: Stream, player: Player, codec: PerformanceCodecConfig, *, channel: int = 0,
                  on_event: Callable[[TimedNote], None] | None = None) -> None:
         self.stream, self.player, self.channel = stream, player, channel
-        self.decoder = LiveDecoder(codec)
+        self.decoder = LiveDecoder(codec, velocity=final_velocity(stream.spec.primer.tolist(), codec))
         self.on_event = on_event
         self.done = threading.Event()
         self.first_note_at: float | None = None  # engine/monotonic time the first note-on was scheduled for

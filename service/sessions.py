@@ -24,10 +24,9 @@ from midi_io.files import read_notes
 from midi_io.notes import Note
 from midi_io.player import Player, PlayerConfig, PlayerHub
 from midi_io.ports import OutputPort
-from performance_rnn.codecs.performance import decode, events_to_notes
 from performance_rnn.config import SamplingConfig
 from performance_rnn.engine import Engine, Stream, StreamSpec
-from performance_rnn.music import MusicModel, controls_for, primer_tokens, stream_spec
+from performance_rnn.music import MusicModel, controls_for, performance_notes, stream_spec
 from service.errors import Forbidden, InvalidRequest, NotFound, Overloaded, RenderTimeout, Unauthorized
 from service.live import LivePlayback
 from service.schemas import RenderRequest, SessionCreate, SessionInfo, SessionUpdate
@@ -99,14 +98,7 @@ def render(mm: MusicModel, engine: Engine, req: RenderRequest, primer: Sequence[
                       key=req.key, lookahead_s=None, max_seconds=req.seconds)
     spec.max_steps = int(req.seconds * MAX_EVENTS_PER_S) + 16
     tokens = collect(engine.open(spec), timeout_s)
-    notes = [n for n in events_to_notes(decode(tokens, mm.codec), mm.codec) if n.start_s < req.seconds]
-    notes = [Note(n.pitch, n.velocity, n.start_s, min(n.end_s, req.seconds)) for n in notes]
-    if not (req.include_primer and primer):
-        return notes
-    t0 = min(n.start_s for n in primer)
-    _, primer_s = primer_tokens(mm, primer)
-    head = [Note(n.pitch, n.velocity, n.start_s - t0, n.end_s - t0) for n in primer]
-    return head + [Note(n.pitch, n.velocity, n.start_s + primer_s, n.end_s + primer_s) for n in notes]
+    return performance_notes(mm, tokens, req.seconds, primer=primer, include_primer=req.include_primer)
 
 
 def collect(stream: Stream, timeout_s: float) -> list[int]:

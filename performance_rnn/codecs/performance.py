@@ -94,6 +94,17 @@ def bin_to_velocity(velocity_bin: int, cfg: PerformanceCodecConfig) -> int:
     return min(127, (velocity_bin - 1) * size + 1)
 
 
+def final_velocity(tokens: Iterable[int], cfg: PerformanceCodecConfig, default: int = 64) -> int:
+    """The MIDI velocity in force after ``tokens`` (the last VELOCITY event's), else ``default``: what a
+    decoder continuing after a primer must start from."""
+    velocity = default
+    lo = 256 + cfg.max_shift_steps  # the first VELOCITY id
+    for t in tokens:
+        if lo <= t < lo + cfg.num_velocity_bins:
+            velocity = bin_to_velocity(t - lo + 1, cfg)
+    return velocity
+
+
 def notes_to_events(notes: Sequence[Note], cfg: PerformanceCodecConfig) -> list[Event]:
     """Notes -> events on the step grid. Simultaneous offs come before ons; velocity events only on change."""
     points: list[tuple[int, int, int, int]] = []  # (step, 0=off/1=on, pitch, velocity)

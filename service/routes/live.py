@@ -27,6 +27,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
 
 from performance_rnn.codecs.live import LiveDecoder, TimedNote
+from performance_rnn.codecs.performance import final_velocity
 from performance_rnn.config import SamplingConfig
 from performance_rnn.engine import EngineBusy, Stream
 from service.deps import RuntimeDep
@@ -124,7 +125,7 @@ class LiveSocket:
         await self._send({"type": "started", "lookahead_s": stream.spec.lookahead_s,
                           "max_seconds": stream.spec.max_seconds, "conditioned": mm.conditioned, **self.state})
         reader = asyncio.create_task(self._read(stream))
-        decoder = LiveDecoder(mm.codec)
+        decoder = LiveDecoder(mm.codec, velocity=final_velocity(stream.spec.primer.tolist(), mm.codec))
         try:
             reason = await self._write(stream, decoder, origin)
         finally:
