@@ -1,0 +1,185 @@
+"""Kanji-like pen drawings from the stroke checkpoint, through the one sampler, and an SVG/PNG grid.
+
+    perfrnn strokes -o out.svg --temperature 0.4 --seed 1 [--partial start.json]
+
+``--partial`` is a JSON list of stroke-3 rows ``[[dx, dy, p], ...]`` in KanjiVG units (109 x 109 canvas,
+y down, first row measured from the top-left corner, p = 1 when the pen lifts after the point); every sample
+continues it. Drawings come back as stroke-3 in the same units.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from performance_rnn import sampling
+from performance_rnn.checkpoint import build_model, load_raw
+from performance_rnn.codecs.strokes import S0, grid_svg, scale, stroke3_to_lines, stroke3_to_stroke5
+from performance_rnn.config import SamplingConfig
+from performance_rnn.errors import CheckpointError, CodecError, PerformanceRNNError
+from performance_rnn.model import RecurrentModel
+from performance_rnn.strokes import StrokeMixtureHead
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CHECKPOINT = "checkpoints/strokes.pt"
+MAX_POINTS = 250  # a drawing that has not ended by then is cut (KanjiVG's longest is 81 points)
+
+
+@dataclass
+class StrokeModel:
+    model: RecurrentModel
+    head: StrokeMixtureHead
+    factor: float  # KanjiVG units per model unit
+    canvas: float
+    meta: dict[str, Any]
+
+
+def load_stroke_model(path: str | os.PathLike[str] = DEFAULT_CHECKPOINT, device: str = "cpu") -> StrokeModel:
+    ckpt = load_raw(path)
+    codec = ckpt["codec"]
+    if ckpt["kind"] != "strokes" or codec.get("name") != "strokes":
+        raise CheckpointError(f"{path}: a {ckpt['kind']!r} checkpoint, not a strokes one")
+    head = StrokeMixtureHead(int(codec["num_mixtures"]), str(codec.get("sigma_rule", "sqrt")))
+    model = build_model(ckpt, device)
+    if model.config.output_size != head.num_params or model.config.input_size != 5:
+        raise CheckpointError(f"{path}: model shape does not match a {head.num_mixtures}-mixture stroke head")
+    return StrokeModel(model, head, float(codec["scale_factor"]), float(codec.get("canvas", 109.0)),
+                       dict(ckpt.get("meta", {})))
+
+
+def parse_partial(rows: Any) -> np.ndarray:
+    """JSON-like stroke-3 rows -> (N, 3) float32; CodecError for anything else."""
+    try:
+        arr = np.asarray(rows, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise CodecError(f"a partial drawing must be a list of [dx, dy, p] rows: {exc}") from exc
+    if arr.ndim != 2 or arr.shape[1] != 3 or len(arr) == 0 or not np.isfinite(arr).all():
+        raise CodecError(f"a partial drawing must be a non-empty list of finite [dx, dy, p] rows, got shape {arr.shape}")
+    if not np.isin(arr[:, 2], (0.0, 1.0)).all():
+        raise CodecError("the pen value p of a partial drawing must be 0 or 1")
+    return arr
+
+
+def generate_strokes(
+    ckpt: StrokeModel | str | os.PathLike[str],
+    n: int = 16,
+    temperature: float = 0.4,
+    seed: int = 0,
+    partial: Sequence[Sequence[float]] | np.ndarray | None = None,
+    max_points: int = MAX_POINTS,
+) -> list[np.ndarray]:
+    """``n`` drawings as stroke-3 (N_i, 3) float32 arrays in KanjiVG units, one sampler batch.
+
+    Stream i uses seed ``seed + i``. With ``partial``, each drawing is the partial one followed by its
+    continuation."""
+    sm = ckpt if isinstance(ckpt, StrokeModel) else load_stroke_model(ckpt)
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    device = next(sm.model.parameters()).device
+    start = parse_partial(partial) if partial is not None else np.zeros((0, 3), np.float32)
+    primer = torch.from_numpy(np.vstack([S0, stroke3_to_stroke5(scale(start, sm.factor))])).to(device)
+    cfg = SamplingConfig(temperature=temperature)
+    rows: list[list[np.ndarray]] = [[] for _ in range(n)]
+    steps = sampling.generate(sm.model, sm.head, [primer] * n, [cfg] * n,
+                              sampling.generators_from_seeds([seed + i for i in range(n)]),
+                              max_steps=max_points, stop=lambda t, out: out[:, 4] > 0.5)
+    for outputs, active in steps:
+        out = outputs.cpu().numpy()
+        for i in np.flatnonzero(active.numpy()):
+            if out[i, 4] < 0.5:
+                rows[i].append(out[i])
+    drawings = []
+    for r in rows:
+        s3 = np.array([[x[0], x[1], float(x[3] > 0.5)] for x in r], dtype=np.float32).reshape(-1, 3)
+        s3[:, :2] *= sm.factor
+        drawings.append(np.vstack([start, s3]).astype(np.float32))
+    return drawings
+
+
+def render_png(drawings: Sequence[np.ndarray], path: str | os.PathLike[str], cols: int = 4, cell: int = 128,
+               box: float | None = 109.0) -> None:
+    """The grid as PNG (needs Pillow)."""
+    try:
+        from PIL import Image, ImageDraw
+    except ImportError as exc:  # optional: SVG needs nothing
+        raise PerformanceRNNError("PNG output needs Pillow (pip install pillow); SVG works without it") from exc
+    cols = max(1, min(cols, len(drawings)))
+    rows = -(-len(drawings) // cols)
+    img = Image.new("RGB", (cols * cell, rows * cell), "white")
+    draw = ImageDraw.Draw(img)
+    margin = cell * 0.08
+    for i, d in enumerate(drawings):
+        lines = stroke3_to_lines(d)
+        if not lines:
+            continue
+        pts = np.concatenate(lines)
+        lo, span = (np.zeros(2), box) if box else (pts.min(0), float(max(pts.max(0) - pts.min(0))) or 1.0)
+        k = (cell - 2 * margin) / span
+        ox, oy = (i % cols) * cell + margin, (i // cols) * cell + margin
+        for line in lines:
+            xy = [((px - lo[0]) * k + ox, (py - lo[1]) * k + oy) for px, py in line]
+            if len(xy) > 1:
+                draw.line(xy, fill="black", width=max(1, cell // 40), joint="curve")
+    img.save(path)
+
+
+def add_arguments(ap: argparse.ArgumentParser) -> None:
+    """The ``perfrnn strokes`` flags."""
+    ap.add_argument("-o", "--output", default="strokes.svg", help=".svg or .png; '-' writes SVG to stdout")
+    ap.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT)
+    ap.add_argument("-n", "--num", type=int, default=16, help="drawings in the grid")
+    ap.add_argument("--cols", type=int, default=4)
+    ap.add_argument("--temperature", type=float, default=0.4)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--partial", default=None, help="JSON file with a stroke-3 drawing to continue")
+    ap.add_argument("--json", default=None, help="also write the drawings as JSON stroke-3 here")
+    ap.add_argument("--fit", action="store_true", help="fit each drawing to its cell instead of the 109 canvas")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Sample a grid of drawings and write it as SVG (or PNG by the file's suffix); errors -> status 2."""
+    try:
+        partial = None
+        if args.partial:
+            try:
+                partial = json.loads(Path(args.partial).read_text(encoding="utf-8"))
+            except (OSError, json.JSONDecodeError) as exc:
+                raise CodecError(f"{args.partial}: cannot read a JSON stroke-3 drawing: {exc}") from exc
+        sm = load_stroke_model(args.checkpoint)
+        drawings = generate_strokes(sm, args.num, args.temperature, args.seed, partial)
+        box = None if args.fit else sm.canvas
+        if args.output.lower().endswith(".png"):
+            render_png(drawings, args.output, args.cols, box=box)
+        elif args.output == "-":
+            sys.stdout.write(grid_svg(drawings, args.cols, box=box))
+        else:
+            Path(args.output).write_text(grid_svg(drawings, args.cols, box=box), encoding="utf-8")
+        if args.json:
+            rows = [np.round(d.astype(np.float64), 2).tolist() for d in drawings]
+            Path(args.json).write_text(json.dumps(rows), encoding="utf-8")
+    except (PerformanceRNNError, ValueError) as exc:
+        print(f"perfrnn strokes: error: {exc}", file=sys.stderr)
+        return 2
+    lengths = [len(d) for d in drawings]
+    log.info("wrote %d drawings (%d..%d points) to %s", len(drawings), min(lengths), max(lengths), args.output)
+    return 0
+
+
+def main_strokes(argv: list[str] | None = None) -> int:
+    """``perfrnn strokes`` as a function of its argv."""
+    ap = argparse.ArgumentParser(prog="perfrnn strokes", description="Draw kanji-like pen strokes.")
+    add_arguments(ap)
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
+    return run(args)
