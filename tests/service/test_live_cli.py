@@ -49,7 +49,9 @@ def test_play_sends_notes_at_musical_pace_and_ctrl_c_releases_all(jack_server: o
         proc.send_signal(signal.SIGINT)  # Ctrl-C
         _, err = proc.communicate(timeout=30)
         assert proc.returncode == 0, err
-        time.sleep(0.3)
+        deadline = time.monotonic() + 3  # what the player sent last may still be on its way through JACK
+        while unmatched_note_ons(rx.messages()) and time.monotonic() < deadline:
+            time.sleep(0.05)
         msgs = rx.messages()
         notes_on = [m for m in msgs if m.type == "note_on" and m.velocity > 0]
         assert notes_on and not unmatched_note_ons(msgs)
@@ -93,6 +95,10 @@ def test_jam_answers_a_phrase_replayed_into_its_input(jack_server: object, baby_
         while jam.responses < 1 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert jam.responses == 1, "no answer to the phrase"
+        # the answer's final note-offs left the player just now: give JACK a moment to deliver them
+        deadline = time.monotonic() + 5
+        while unmatched_note_ons(rx.messages()) and time.monotonic() < deadline:
+            time.sleep(0.05)
         msgs = rx.messages()
         answer = [m for m in msgs if m.type == "note_on" and m.velocity > 0]
         assert answer, "the answer held no notes"
