@@ -16,6 +16,7 @@ from midi_io.notes import Note
 MAX_FILE_BYTES = 32 * 1024 * 1024  # larger inputs are refused rather than parsed
 SUSTAIN_CC = 64
 SUSTAIN_THRESHOLD = 64  # CC64 value >= 64 means pedal down (as note_seq)
+_SUSTAIN_ON, _SUSTAIN_OFF, _NOTE_ON, _NOTE_OFF = 0, 1, 2, 3  # note_seq's order of events at one time
 _PARSE_ERRORS = (OSError, ValueError, EOFError, KeyError, IndexError, TypeError, AssertionError, ZeroDivisionError)
 
 
@@ -38,65 +39,92 @@ def read_notes(
             pm = pretty_midi.PrettyMIDI(io.BytesIO(data))
     except _PARSE_ERRORS as exc:
         raise MidiDecodeError(f"{label}: cannot parse MIDI: {str(exc) or type(exc).__name__}") from exc
+    # note_seq's order: instruments in file order, each one's notes in file order (ties sort stably on it)
+    raw = [(n.pitch, n.velocity, n.start, n.end, i) for i, inst in enumerate(pm.instruments) for n in inst.notes
+           if not inst.is_drum or not apply_sustain]
+    if apply_sustain:
+        pedal = [(cc.time, cc.value, i) for i, inst in enumerate(pm.instruments) for cc in inst.control_changes
+                 if cc.number == SUSTAIN_CC]
+        raw = sustain_notes(raw, pedal)
+        raw += [(n.pitch, n.velocity, n.start, n.end, i) for i, inst in enumerate(pm.instruments) if inst.is_drum
+                for n in inst.notes]
     notes: list[Note] = []
-    for inst in pm.instruments:
-        raw = [(n.pitch, n.velocity, n.start, n.end) for n in inst.notes if n.end > n.start and n.velocity > 0]
-        if apply_sustain and not inst.is_drum:
-            pedal = [(cc.time, cc.value >= SUSTAIN_THRESHOLD) for cc in inst.control_changes if cc.number == SUSTAIN_CC]
-            raw = apply_sustain_pedal(raw, pedal)
-        for pitch, velocity, start, end in raw:
-            if not (0 <= pitch <= 127 and start >= 0.0):
-                continue
-            notes.append(Note(pitch, min(127, max(1, velocity)), start, end, inst.program, inst.is_drum))
-    notes.sort(key=lambda n: (n.start_s, n.pitch, n.end_s))
+    for pitch, velocity, start, end, i in raw:
+        inst = pm.instruments[i]
+        if not (0 <= pitch <= 127 and 0.0 <= start <= end) or velocity <= 0:
+            continue
+        notes.append(Note(pitch, min(127, velocity), start, end, inst.program, inst.is_drum))
+    notes.sort(key=lambda n: (n.start_s, n.pitch))  # stable, as note_seq's Performance sorts
     return notes
+
+
+def sustain_notes(
+    notes: Sequence[tuple[int, int, float, float, int]], pedal: Sequence[tuple[float, int, int]]
+) -> list[tuple[int, int, float, float, int]]:
+    """Apply sustain pedal to (pitch, velocity, start_s, end_s, instrument) notes, with note_seq's rules
+    (``apply_sustain_control_changes``), so that files encode exactly as Magenta encodes them.
+
+    ``pedal`` is (time_s, CC64 value, instrument) in file order. Per instrument: a note released while the
+    pedal is down sounds until the pedal lifts; a new onset of the same pitch while the pedal is down ends
+    every sounding note of that pitch (one that would be left with no duration is dropped); notes still
+    held by the pedal at the end run to the time of the last note or pedal event. Events at one time are
+    taken in the order pedal down, pedal up, note-on, note-off. One sort, then one pass: linear in the
+    number of events times the notes sounding at once.
+    """
+    starts = [n[2] for n in notes]
+    ends = [n[3] for n in notes]
+    removed: set[int] = set()
+    events: list[tuple[float, int, int]] = [(n[2], _NOTE_ON, i) for i, n in enumerate(notes)]
+    events += [(n[3], _NOTE_OFF, i) for i, n in enumerate(notes)]
+    events += [(t, _SUSTAIN_ON if value >= SUSTAIN_THRESHOLD else _SUSTAIN_OFF, i) for i, (t, value, _) in
+               enumerate(pedal)]
+    events.sort(key=lambda e: (e[0], e[1]))  # stable: ties keep file order, as note_seq's list.sort
+    active: dict[int, list[int]] = {}
+    sustained: dict[int, bool] = {}
+    time = 0.0
+    for time, kind, i in events:
+        if kind in (_SUSTAIN_ON, _SUSTAIN_OFF):
+            inst = pedal[i][2]
+            sustained[inst] = kind == _SUSTAIN_ON
+            if kind == _SUSTAIN_OFF:
+                keep = []
+                for j in active.get(inst, []):
+                    if ends[j] < time:  # held only by the pedal: it ends now
+                        ends[j] = time
+                    else:
+                        keep.append(j)
+                active[inst] = keep
+            continue
+        inst = notes[i][4]
+        held = active.setdefault(inst, [])
+        if kind == _NOTE_ON:
+            if sustained.get(inst, False):
+                keep = []
+                for j in held:
+                    if notes[j][0] == notes[i][0]:
+                        ends[j] = time
+                        if starts[j] == ends[j]:
+                            removed.add(j)
+                    else:
+                        keep.append(j)
+                held[:] = keep
+            held.append(i)
+        elif not sustained.get(inst, False) and i in held:
+            held.remove(i)
+    for held in active.values():
+        for j in held:
+            ends[j] = time
+    return [(p, v, starts[i], ends[i], inst) for i, (p, v, _, _, inst) in enumerate(notes) if i not in removed]
 
 
 def apply_sustain_pedal(
     notes: Sequence[tuple[int, int, float, float]], pedal: Sequence[tuple[float, bool]]
 ) -> list[tuple[int, int, float, float]]:
-    """Lengthen (pitch, velocity, start_s, end_s) notes held by the sustain pedal, as note_seq does.
-
-    A note released while the pedal is down sounds until the pedal lifts, or until the same pitch is struck
-    again (then it ends at that onset). ``pedal`` is (time_s, is_down) in any order.
-    """
-    changes = sorted(pedal)
-    if not changes:
-        return list(notes)
-
-    def pedal_up_after(t: float) -> float | None:
-        """If the pedal is down at time t, the time it next lifts (inf if never); else None."""
-        down = False
-        for time_s, is_down in changes:
-            if time_s > t:
-                if down and not is_down:
-                    return time_s
-                if not down and is_down:
-                    return None
-            down = is_down
-        return float("inf") if down else None
-
-    out: list[list[float]] = []
-    for pitch, velocity, start, end in notes:
-        up = pedal_up_after(end)
-        new_end = end if up is None else up
-        out.append([pitch, velocity, start, new_end])
-    # a re-struck pitch cuts the sustained earlier note; an unbounded note ends at the last onset/offset
-    last_time = max([n[3] for n in out if n[3] != float("inf")] + [n[2] for n in out] + [0.0])
-    by_pitch: dict[int, list[list[float]]] = {}
-    for n in sorted(out, key=lambda n: n[2]):
-        by_pitch.setdefault(int(n[0]), []).append(n)
-    for same in by_pitch.values():
-        for prev, nxt in zip(same, same[1:]):
-            if prev[3] > nxt[2]:
-                prev[3] = max(nxt[2], prev[2])
-    result = []
-    for pitch, velocity, start, end in out:
-        if end == float("inf"):
-            end = max(last_time, start)
-        if end > start:
-            result.append((int(pitch), int(velocity), start, end))
-    return result
+    """Sustain for one instrument: (pitch, velocity, start_s, end_s) notes, pedal as (time_s, is_down) in
+    time order. The rules of ``sustain_notes``."""
+    out = sustain_notes([(p, v, s, e, 0) for p, v, s, e in notes],
+                        [(t, 127 if down else 0, 0) for t, down in pedal])
+    return [(p, v, s, e) for p, v, s, e, _ in out]
 
 
 def notes_to_midi_bytes(notes: Sequence[Note], *, program: int = 0, tempo_bpm: float = 120.0,

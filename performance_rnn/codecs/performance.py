@@ -105,45 +105,57 @@ def final_velocity(tokens: Iterable[int], cfg: PerformanceCodecConfig, default: 
     return velocity
 
 
+def quantize_seconds(seconds: float, cfg: PerformanceCodecConfig) -> int:
+    """Seconds -> steps, rounding half up (note_seq's ``quantize_to_step`` with its 0.5 cutoff)."""
+    return int(seconds * cfg.steps_per_second + 0.5)
+
+
 def notes_to_events(notes: Sequence[Note], cfg: PerformanceCodecConfig) -> list[Event]:
-    """Notes -> events on the step grid. Simultaneous offs come before ons; velocity events only on change."""
-    points: list[tuple[int, int, int, int]] = []  # (step, 0=off/1=on, pitch, velocity)
-    for n in notes:
-        start = round(n.start_s * cfg.steps_per_second)
-        end = max(start + 1, round(n.end_s * cfg.steps_per_second))
-        points.append((start, 1, n.pitch, n.velocity))
-        points.append((end, 0, n.pitch, n.velocity))
+    """Notes -> events on the step grid, exactly as note_seq's ``Performance`` makes them.
+
+    Times are quantized half up; a note that quantizes to no length gets one step. Notes are ordered by
+    (start, pitch) (stable: equal notes keep their input order); all on/off points are sorted by (step,
+    that order, off after on of the same note), so within one step events follow the notes' order, not
+    "offs first". Two notes of one pitch that overlap each keep their own on and off. A VELOCITY event
+    precedes a NOTE_ON whose bin differs from the last one.
+    """
+    ordered = sorted(notes, key=lambda n: (n.start_s, n.pitch))
+    points: list[tuple[int, int, bool]] = []  # (step, note index, is_offset)
+    for i, n in enumerate(ordered):
+        start = quantize_seconds(n.start_s, cfg)
+        end = quantize_seconds(n.end_s, cfg)
+        if start < 0:
+            raise CodecError(f"note at negative time {n.start_s}")
+        points.append((start, i, False))
+        points.append((end if end != start else end + 1, i, True))
     points.sort()
     events: list[Event] = []
     step = 0
     current_bin = 0
-    sounding: dict[int, int] = {}  # pitch -> open count, so overlapping same-pitch notes stay balanced
-    for t, is_on, pitch, velocity in points:
-        while t > step:
-            shift = min(cfg.max_shift_steps, t - step)
-            events.append(Event(EventType.TIME_SHIFT, shift))
-            step += shift
-        if is_on:
-            vbin = velocity_to_bin(velocity, cfg)
+    for t, i, is_off in points:
+        if t > step:
+            while t > step + cfg.max_shift_steps:
+                events.append(Event(EventType.TIME_SHIFT, cfg.max_shift_steps))
+                step += cfg.max_shift_steps
+            events.append(Event(EventType.TIME_SHIFT, t - step))
+            step = t
+        note = ordered[i]
+        if not is_off:
+            vbin = velocity_to_bin(note.velocity, cfg)
             if vbin != current_bin:
                 events.append(Event(EventType.VELOCITY, vbin))
                 current_bin = vbin
-            if sounding.get(pitch, 0) > 0:  # re-strike: close the sounding one first
-                events.append(Event(EventType.NOTE_OFF, pitch))
-                sounding[pitch] -= 1
-            events.append(Event(EventType.NOTE_ON, pitch))
-            sounding[pitch] = sounding.get(pitch, 0) + 1
-        elif sounding.get(pitch, 0) > 0:
-            events.append(Event(EventType.NOTE_OFF, pitch))
-            sounding[pitch] -= 1
+        events.append(Event(EventType.NOTE_OFF if is_off else EventType.NOTE_ON, note.pitch))
     return events
 
 
 def events_to_notes(
     events: Iterable[Event], cfg: PerformanceCodecConfig, *, start_s: float = 0.0, default_velocity: int = 64
 ) -> list[Note]:
-    """Events -> notes, with the guards: a NOTE_OFF without its NOTE_ON is ignored; a note held longer than
-    ``cfg.max_note_duration_s`` (or still open at the end) is released at that limit (or at the end)."""
+    """Events -> notes, as note_seq's ``Performance.to_sequence(max_note_duration=...)``: a NOTE_OFF closes
+    the oldest open note of its pitch and is ignored when none is open; a note that would last no time is
+    dropped; a note held longer than ``cfg.max_note_duration_s`` ends at that limit; notes still open at
+    the end end there. Sorted by (start, pitch)."""
     decoder = NoteDecoder(cfg, start_s=start_s, default_velocity=default_velocity)
     notes: list[Note] = []
     for e in events:
@@ -154,39 +166,64 @@ def events_to_notes(
 
 
 class NoteDecoder:
-    """Incremental events -> notes decoder (for streaming). ``feed`` returns the notes that closed."""
+    """Incremental events -> notes decoder (for streaming) with the rules of ``events_to_notes``.
+
+    ``feed`` returns the notes that closed, as soon as they close: a note held past the duration limit is
+    returned when the clock passes the limit, and stays in its pitch's queue (as in note_seq) so that the
+    NOTE_OFF that ends it later does not close a newer note of the same pitch.
+    """
 
     def __init__(self, cfg: PerformanceCodecConfig, *, start_s: float = 0.0, default_velocity: int = 64) -> None:
         self.cfg = cfg
-        self.time_s = start_s
+        self.step = 0  # steps since start_s (integers: no float drift)
+        self.start_s = start_s
         self.velocity = default_velocity
-        self.open: dict[int, tuple[float, int]] = {}  # pitch -> (start_s, velocity)
+        self.open: dict[int, list[list[int]]] = {}  # pitch -> [[start step, velocity, released 0/1], ...] oldest first
+        self._limit = round(cfg.max_note_duration_s * cfg.steps_per_second)
+
+    @property
+    def time_s(self) -> float:
+        return self.start_s + self.step / self.cfg.steps_per_second
+
+    def sounding(self) -> set[int]:
+        """Pitches with a note still sounding (not yet released by the duration limit)."""
+        return {p for p, q in self.open.items() if any(not r for _, _, r in q)}
 
     def feed(self, event: Event) -> list[Note]:
-        closed = self._expire(self.time_s)
         if event.type == EventType.TIME_SHIFT:
-            new_time = self.time_s + event.value / self.cfg.steps_per_second
-            closed += self._expire(new_time)
-            self.time_s = new_time
-        elif event.type == EventType.VELOCITY:
+            self.step += event.value
+            return self._expire()
+        if event.type == EventType.VELOCITY:
             self.velocity = bin_to_velocity(event.value, self.cfg)
         elif event.type == EventType.NOTE_ON:
-            if event.value in self.open:  # re-strike closes the sounding note
-                closed.append(self._close(event.value, self.time_s))
-            self.open[event.value] = (self.time_s, self.velocity)
-        elif event.type == EventType.NOTE_OFF and event.value in self.open:
-            closed.append(self._close(event.value, self.time_s))
-        return closed
+            self.open.setdefault(event.value, []).append([self.step, self.velocity, 0])
+        elif event.type == EventType.NOTE_OFF and self.open.get(event.value):
+            queue = self.open[event.value]
+            start, velocity, released = queue.pop(0)
+            if not queue:
+                del self.open[event.value]
+            if not released and self.step > start:
+                return [self._note(event.value, velocity, start, self.step)]
+        return []
 
     def finish(self) -> list[Note]:
-        """Release every open note at the current time (or its maximum duration, whichever is first)."""
-        return [self._close(p, self.time_s) for p in list(self.open)]
+        """Close every open note at the current step (or its duration limit, whichever is first)."""
+        out = [self._note(p, v, s, self.step) for p, q in self.open.items() for s, v, r in q
+               if not r and self.step > s]
+        self.open.clear()
+        return out
 
-    def _expire(self, until_s: float) -> list[Note]:
-        limit = self.cfg.max_note_duration_s
-        return [self._close(p, s + limit) for p, (s, _) in list(self.open.items()) if until_s - s > limit]
+    def _expire(self) -> list[Note]:
+        out = []
+        for pitch, queue in self.open.items():
+            for item in queue:
+                if not item[2] and self.step - item[0] > self._limit:
+                    item[2] = 1
+                    out.append(self._note(pitch, item[1], item[0], item[0] + self._limit))
+        out.sort(key=lambda n: (n.end_s, n.pitch))
+        return out
 
-    def _close(self, pitch: int, end_s: float) -> Note:
-        start, velocity = self.open.pop(pitch)
-        end = min(end_s, start + self.cfg.max_note_duration_s)
-        return Note(pitch, velocity, start, max(end, start + 1.0 / self.cfg.steps_per_second))
+    def _note(self, pitch: int, velocity: int, start: int, end: int) -> Note:
+        end = min(end, start + self._limit)
+        sps = self.cfg.steps_per_second
+        return Note(pitch, velocity, self.start_s + start / sps, self.start_s + end / sps)
