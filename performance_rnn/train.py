@@ -48,6 +48,12 @@ class TrainConfig:
     seed: int = 0
     device: str = "cpu"
     threads: int = 0  # torch intra-op threads on CPU (0 = torch's default)
+    amp: str = "none"  # "bf16": bfloat16 autocast for the forward pass (weights, optimizer and loss stay fp32)
+
+
+def check_config(cfg: TrainConfig) -> None:
+    if cfg.amp not in ("none", "bf16"):
+        raise ValueError(f"amp must be 'none' or 'bf16', got {cfg.amp!r}")
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -57,10 +63,13 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     return cfg.lr * (cfg.lr_min_ratio + (1 - cfg.lr_min_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def batch_loss(model: torch.nn.Module, head: Head, batch: Batch, device: torch.device) -> tuple[Tensor, Tensor]:
+def batch_loss(model: torch.nn.Module, head: Head, batch: Batch, device: torch.device,
+               amp: str = "none") -> tuple[Tensor, Tensor]:
     """-> (sum of negative log-likelihood, number of scored steps)."""
     controls = None if batch.controls is None else batch.controls.to(device)
-    params, _ = model(batch.inputs.to(device), None, controls)  # (B, T, P)
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp == "bf16"):
+        params, _ = model(batch.inputs.to(device), None, controls)  # (B, T, P)
+    params = params.float()
     nll = -head.log_prob(params, batch.targets.to(device))  # (B, T)
     if batch.mask is not None:
         mask = batch.mask.to(device)
@@ -81,7 +90,7 @@ def evaluate(model: torch.nn.Module, head: Head, data: TrainData, split: str, cf
         if max_batches and i >= max_batches:
             break
         if i % world == rank:
-            nll, n = batch_loss(model, head, batch, device)
+            nll, n = batch_loss(model, head, batch, device, cfg.amp)
             total += torch.stack([nll.double(), n.double()])
     if dist.is_initialized():
         dist.all_reduce(total)
@@ -129,6 +138,7 @@ def train(
 
     Under ``torchrun`` (WORLD_SIZE > 1) it runs data-parallel (gloo on CPU, nccl on CUDA); rank 0 writes.
     """
+    check_config(cfg)
     run = Path(run_dir)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and not dist.is_initialized():
@@ -194,7 +204,7 @@ def train(
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, cfg)
             batch = data.train_batch(cfg.batch_size, cfg.window, rng)
-            nll, n = batch_loss(ddp, head, batch, device)
+            nll, n = batch_loss(ddp, head, batch, device, cfg.amp)
             loss = nll / n.clamp_min(1)
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -63,42 +63,73 @@ def event_controls(
     events: Sequence[Event], codec: PerformanceCodecConfig, cfg: ControlConfig = ControlConfig()
 ) -> np.ndarray:
     """Controls (len(events), CONTROL_DIM) computed from the performance itself (training targets)."""
-    sps = codec.steps_per_second
-    times = np.zeros(len(events), dtype=np.float64)
-    starts: list[float] = []
-    spans: list[tuple[float, float, int]] = []
-    open_at: dict[int, float] = {}
-    t = 0.0
-    for i, e in enumerate(events):
-        times[i] = t
-        if e.type == EventType.TIME_SHIFT:
-            t += e.value / sps
-        elif e.type == EventType.NOTE_ON:
-            if e.value in open_at:
-                spans.append((open_at[e.value], t, e.value % 12))
-            open_at[e.value] = t
-            starts.append(t)
-        elif e.type == EventType.NOTE_OFF and e.value in open_at:
-            spans.append((open_at.pop(e.value), t, e.value % 12))
-    spans.extend((s, min(t, s + codec.max_note_duration_s), p % 12) for p, s in open_at.items())
+    dens, hist = event_control_parts(events, codec, cfg)
     out = np.zeros((len(events), CONTROL_DIM), dtype=np.float32)
-    if not len(events):
-        return out
-    onset = np.sort(np.asarray(starts))
-    uniq, inverse = np.unique(times, return_inverse=True)
-    # density: onsets in [t, t + window) per second
-    counts = np.searchsorted(onset, uniq + cfg.density_window_s, side="left") - np.searchsorted(onset, uniq, "left")
-    dens = np.searchsorted(np.asarray(DENSITY_BIN_EDGES), counts / cfg.density_window_s, side="right")
-    # histogram: duration of each pitch class inside [t, t + window)
-    hist = np.full((len(uniq), 12), cfg.histogram_prior)
-    if spans:
-        sp = np.asarray(spans)
-        s0, s1, pc = sp[:, 0], sp[:, 1], sp[:, 2].astype(int)
-        for lo in range(0, len(uniq), 256):  # chunks bound the (times x notes) matrix
-            u = uniq[lo : lo + 256, None]
-            overlap = np.clip(np.minimum(s1, u + cfg.histogram_window_s) - np.maximum(s0, u), 0.0, None)
-            np.add.at(hist[lo : lo + 256].T, pc, overlap.T)
-    hist /= hist.sum(axis=1, keepdims=True)
-    out[np.arange(len(events)), 1 + dens[inverse]] = 1.0
-    out[:, 1 + NUM_DENSITY_BINS :] = hist[inverse]
+    out[np.arange(len(events)), 1 + dens] = 1.0
+    out[:, 1 + NUM_DENSITY_BINS :] = hist
     return out
+
+
+def assemble_controls(dens: np.ndarray, hist: np.ndarray) -> np.ndarray:
+    """Compact parts (T,) density bins + (T, 12) histograms -> (T, CONTROL_DIM) control vectors."""
+    out = np.zeros((len(dens), CONTROL_DIM), dtype=np.float32)
+    out[np.arange(len(dens)), 1 + dens.astype(np.int64)] = 1.0
+    out[:, 1 + NUM_DENSITY_BINS :] = hist
+    return out
+
+
+def event_control_parts(
+    events: Sequence[Event], codec: PerformanceCodecConfig, cfg: ControlConfig = ControlConfig()
+) -> tuple[np.ndarray, np.ndarray]:
+    """The controls of each event in compact form: density bin (T,) int8 and pitch-class histogram (T, 12).
+
+    Time is counted in whole steps, so the windows' edges are exact: an onset exactly ``density_window_s``
+    ahead is outside the window (float seconds let it drift in)."""
+    sps = codec.steps_per_second
+    limit = round(codec.max_note_duration_s * sps)
+    steps = np.zeros(len(events), dtype=np.int64)
+    starts: list[int] = []
+    spans: list[tuple[int, int, int]] = []
+    open_at: dict[int, list[int]] = {}
+    t = 0
+    for i, e in enumerate(events):
+        steps[i] = t
+        if e.type == EventType.TIME_SHIFT:
+            t += e.value
+        elif e.type == EventType.NOTE_ON:
+            open_at.setdefault(e.value, []).append(t)
+            starts.append(t)
+        elif e.type == EventType.NOTE_OFF and open_at.get(e.value):
+            s = open_at[e.value].pop(0)  # the oldest open note of the pitch, as the decoder
+            spans.append((s, min(t, s + limit), e.value % 12))
+    spans.extend((s, min(t, s + limit), p % 12) for p, q in open_at.items() for s in q)
+    dens = np.zeros(len(events), dtype=np.int8)
+    hist_out = np.zeros((len(events), 12), dtype=np.float32)
+    if not len(events):
+        return dens, hist_out
+    onset = np.sort(np.asarray(starts, dtype=np.int64))
+    uniq, inverse = np.unique(steps, return_inverse=True)
+    window = round(cfg.density_window_s * sps)
+    # density: onsets in [t, t + window) per second
+    counts = np.searchsorted(onset, uniq + window, side="left") - np.searchsorted(onset, uniq, "left")
+    d = np.searchsorted(np.asarray(DENSITY_BIN_EDGES), counts / cfg.density_window_s, side="right")
+    # histogram: duration of each pitch class inside [t, t + window)
+    hwin = round(cfg.histogram_window_s * sps)
+    hist = np.full((len(uniq), 12), cfg.histogram_prior * sps)
+    if spans:
+        sp = np.asarray(spans, dtype=np.int64)
+        s0, s1, pc = sp[:, 0], sp[:, 1], sp[:, 2]
+        order = np.argsort(s0)
+        s0, s1, pc = s0[order], s1[order], pc[order]
+        reach = np.maximum.accumulate(s1 - s0)  # longest span so far: bounds which spans can overlap a window
+        for lo in range(0, len(uniq), 256):  # chunks bound the (times x notes) matrix
+            u = uniq[lo : lo + 256]
+            a = np.searchsorted(s0, u[0] - int(reach[-1]), "left")
+            b = np.searchsorted(s0, u[-1] + hwin, "left")
+            uu = u[:, None]
+            overlap = np.clip(np.minimum(s1[a:b], uu + hwin) - np.maximum(s0[a:b], uu), 0, None)
+            np.add.at(hist[lo : lo + 256].T, pc[a:b], overlap.T)
+    hist /= hist.sum(axis=1, keepdims=True)
+    dens[:] = d[inverse]
+    hist_out[:] = hist[inverse]
+    return dens, hist_out

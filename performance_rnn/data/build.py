@@ -75,8 +75,12 @@ def build_dataset(
     limit: int = 0,
     exclude: tuple[str, ...] = (),
     progress: Callable[[int, int], None] | None = None,
+    group_by_folder: bool = False,
 ) -> dict[str, Any]:
-    """Build the dataset into ``out_dir`` and return its summary (also written to manifest.json)."""
+    """Build the dataset into ``out_dir`` and return its summary (also written to manifest.json).
+
+    ``group_by_folder`` splits by each file's folder instead of by file, so that several performances of one
+    piece (ASAP's layout: Composer/Work/Piece/PERFORMER.mid) land in one split together."""
     out = Path(out_dir)
     cache_dir = out / "cache"
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -102,12 +106,12 @@ def build_dataset(
             names = json.loads(str(z["names"]))
             chunks = np.split(z["notes"], np.cumsum(z["lengths"])[:-1])
         for name, arr in zip(names, chunks):
-            s = split_of(name)
+            s = split_of(group_of(name, folders) if group_by_folder else name)
             split_names[s].append(name)
             split_notes[s].append(arr)
     codec = PerformanceCodecConfig()
     summary: dict[str, Any] = {"codec": asdict(codec), "splits": {}, "skipped": len(skipped),
-                               "files": len(sources)}
+                               "files": len(sources), "split_by": "folder" if group_by_folder else "file"}
     for s in SPLITS:
         order = np.argsort(split_names[s]) if split_names[s] else np.array([], dtype=int)
         names = [split_names[s][i] for i in order]
@@ -125,6 +129,17 @@ def build_dataset(
     manifest = {**summary, "skipped_files": skipped}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
     return summary
+
+
+def group_of(path: str, roots: list[str]) -> str:
+    """A file's folder relative to the dataset root it was found under (the piece, in ASAP's layout)."""
+    p = Path(path)
+    for root in roots:
+        try:
+            return str(p.parent.relative_to(Path(root)))
+        except ValueError:
+            continue
+    return str(p.parent)
 
 
 def _to_notes(arr: np.ndarray) -> list[Note]:

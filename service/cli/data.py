@@ -13,6 +13,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=2, help="parallel reader processes")
     p.add_argument("--timeout", type=int, default=60, help="seconds allowed per file before it is skipped")
     p.add_argument("--exclude", default="", help="comma-separated path substrings to leave out, e.g. essenFolksong")
+    p.add_argument("--group-by-folder", action="store_true",
+                   help="split by each file's folder, not by file (several performances of one piece per folder, "
+                        "as ASAP); never lets one piece leak into the held-out splits")
     p.add_argument("--limit", type=int, default=0, help="read only the first N files (0 = all)")
 
 
@@ -32,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
 
     summary = build_dataset(args.out, folders=args.folders, music21_corpus=args.music21, midi_reader=read_notes,
                             workers=args.workers, timeout_s=args.timeout, limit=args.limit,
-                            exclude=tuple(x for x in args.exclude.split(",") if x), progress=progress)
+                            exclude=tuple(x for x in args.exclude.split(",") if x), progress=progress, group_by_folder=args.group_by_folder)
     bar.close()
     print(f"dataset in {args.out}: {summary['files']} files, {summary['skipped']} skipped "
           f"(reasons in {args.out}/manifest.json)")

@@ -19,6 +19,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run-dir", default="runs/music", help="checkpoints and logs; an existing run resumes")
     p.add_argument("--layers", type=int, default=3)
     p.add_argument("--hidden", type=int, default=512)
+    p.add_argument("--init-from", default=None, metavar="CHECKPOINT",
+                   help="music: start from these weights (e.g. the shipped checkpoints/music.pt, whose size wins "
+                        "over --layers/--hidden) when the run directory holds no checkpoint yet")
     p.add_argument("--embed", type=int, default=0, help="token embedding width (0: one-hot input, as Magenta)")
     p.add_argument("--dropout", type=float, default=0.0)
     p.add_argument("--no-controls", action="store_true", help="music: train without density/key conditioning")
@@ -60,11 +63,28 @@ def run(args: argparse.Namespace) -> int:
     codec = PerformanceCodecConfig()
     data_cfg = MusicDataConfig(conditioned=not args.no_controls, augment=not args.no_augment,
                                stretch=not args.no_stretch)
-    data = MusicData(args.data, data_cfg, codec)
+    data = MusicData(args.data, data_cfg, codec, workers=2)
     v = vocab_size(codec)
-    model = RecurrentModel(ModelConfig(input_size=v, embed_size=args.embed, hidden_size=args.hidden,
-                                       num_layers=args.layers, control_size=CONTROL_DIM if data_cfg.conditioned else 0,
-                                       output_size=v, dropout=args.dropout))
+    model_cfg = ModelConfig(input_size=v, embed_size=args.embed, hidden_size=args.hidden, num_layers=args.layers,
+                            control_size=CONTROL_DIM if data_cfg.conditioned else 0, output_size=v,
+                            dropout=args.dropout)
+    last = Path(args.run_dir) / "last.pt"
+    source = last if last.exists() else Path(args.init_from) if args.init_from else None
+    init = None
+    if source is not None:  # a run continues at its own size, whatever the flags say
+        from performance_rnn.checkpoint import build_model, load_raw
+
+        ckpt = load_raw(source)
+        if ckpt["kind"] != "music":
+            raise ValueError(f"{source}: a {ckpt['kind']!r} checkpoint, not a music one")
+        model_cfg = ModelConfig(**{**ckpt["model_config"], "dropout": args.dropout})
+        if model_cfg.control_size != (CONTROL_DIM if data_cfg.conditioned else 0):
+            raise ValueError(f"{source}: its conditioning does not match --no-controls")
+        init = build_model(ckpt) if source != last else None
+    model = RecurrentModel(model_cfg)
+    if init is not None:
+        model.load_state_dict(init.state_dict())
+        print(f"starting from the weights of {source}")
     bar = tqdm(total=cfg.steps, unit="step", desc="train")
 
     def progress(step: int, total: int, row: dict[str, float]) -> None:
