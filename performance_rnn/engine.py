@@ -20,7 +20,7 @@ import torch
 from performance_rnn.config import SamplingConfig
 from performance_rnn.heads import BatchSampling, Head
 from performance_rnn.model import LSTMState
-from performance_rnn.sampling import Frontier, StepModel, advance, prime
+from performance_rnn.sampling import Frontier, StepModel, TokenMask, advance, prime
 
 log = logging.getLogger(__name__)
 
@@ -93,9 +93,12 @@ class Engine:
 
     def __init__(self, model: StepModel, head: Head, *, seconds_of: Callable[[torch.Tensor], torch.Tensor],
                  default_controls: torch.Tensor | None = None, max_streams: int = 64,
-                 clock: Callable[[], float] = time.monotonic, device: torch.device | str = "cpu") -> None:
+                 clock: Callable[[], float] = time.monotonic, device: torch.device | str = "cpu",
+                 masks: Callable[[list[list[int]]], TokenMask] | None = None) -> None:
         self.model, self.head, self.seconds_of = model, head, seconds_of
         self.default_controls = default_controls
+        self.masks = masks  # primers -> their streams' token masks (music: the keyboard mask); None = no mask
+        self._mask: TokenMask | None = None
         self.max_streams = max_streams
         self.clock = clock
         self.device = torch.device(device)
@@ -188,9 +191,11 @@ class Engine:
             gens.append(g)
         settings = BatchSampling.of([sp.sampling for sp in specs], self.device)
         ctrls = None if self.default_controls is None else torch.stack([self._ctrl(sp) for sp in specs])
+        mask = None if self.masks is None else self.masks([sp.primer.tolist() for sp in specs])
         with self._lock:
             if self._frontier is None:
                 self._frontier, self._settings, self._controls = frontier, settings, ctrls
+                self._mask = mask
             else:
                 f = self._frontier
                 self._frontier = Frontier(torch.cat([f.params, frontier.params]),
@@ -200,6 +205,8 @@ class Engine:
                                                  zip(_fields(self._settings), _fields(settings))))
                 if self._controls is not None and ctrls is not None:
                     self._controls = torch.cat([self._controls, ctrls])
+                if self._mask is not None and mask is not None:
+                    self._mask = type(self._mask).cat([self._mask, mask])  # type: ignore[attr-defined]
             self._streams.extend(joining)
             self._generators.extend(gens)
             self._joining = self._joining[len(joining) :]
@@ -246,6 +253,11 @@ class Engine:
         with torch.no_grad():
             params, state = self.model.forward(inputs, state, ctrl)
         self._frontier.params[row] = params[0, -1]
+        if self._mask is not None:
+            for t in tokens:
+                col = torch.full((len(self._streams),), -1, dtype=torch.long, device=self.device)
+                col[row] = t
+                self._mask.update(col)
         self._frontier.state.h[:, row] = state.h[:, 0]
         self._frontier.state.c[:, row] = state.c[:, 0]
 
@@ -270,7 +282,11 @@ class Engine:
         settings = self._settings if full else self._settings.select(idx)
         ctrl = None if self._controls is None else (self._controls if full else self._controls.index_select(0, idx))
         gens = [self._generators[i] for i in rows]
-        outputs, new = advance(self.model, self.head, f, settings, gens, ctrl)
+        mask = None if self._mask is None else (self._mask if full else self._mask.select(idx))
+        outputs, new = advance(self.model, self.head, f, settings, gens, ctrl, mask)
+        if mask is not None and not full:
+            assert self._mask is not None
+            self._mask.put(idx, mask)
         if full:
             self._frontier = new
         else:
@@ -303,6 +319,7 @@ class Engine:
         with self._lock:
             if not keep:
                 self._frontier = self._settings = self._controls = None
+                self._mask = None
             else:
                 idx = torch.tensor(keep, device=self.device)
                 assert self._frontier is not None and self._settings is not None
@@ -311,6 +328,8 @@ class Engine:
                 self._settings = self._settings.select(idx)
                 if self._controls is not None:
                     self._controls = self._controls.index_select(0, idx)
+                if self._mask is not None:
+                    self._mask = self._mask.select(idx)
             self._streams = [self._streams[i] for i in keep]
             self._generators = [self._generators[i] for i in keep]
 

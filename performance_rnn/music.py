@@ -29,6 +29,7 @@ from performance_rnn.engine import Engine, StreamSpec
 from performance_rnn.errors import CheckpointError
 from performance_rnn.fast_step import FastStep
 from performance_rnn.heads import CategoricalHead
+from performance_rnn.keyboard import KeyboardMask
 from performance_rnn.model import RecurrentModel
 from performance_rnn.sampling import beam_search, generate, generators_from_seeds
 
@@ -129,8 +130,10 @@ def generate_performances(
     key: str | None = None,
     include_primer: bool = False,
     max_events_per_second: float = 200.0,
+    keyboard_mask: bool = True,
 ) -> list[list[Note]]:
-    """One performance of ``seconds`` per seed, batched; primer excluded unless ``include_primer``."""
+    """One performance of ``seconds`` per seed, batched; primer excluded unless ``include_primer``.
+    ``keyboard_mask`` rules out impossible events (see ``performance_rnn.keyboard``); off is for research."""
     if not 0 < seconds <= 3600:
         raise ValueError(f"seconds must be in range (0, 3600], got {seconds}")
     tokens, _ = primer_tokens(mm, primer)
@@ -154,22 +157,40 @@ def generate_performances(
         primer_controls=None if prim_ctrl is None else [prim_ctrl] * n,
         controls=(lambda t, last: batch_ctrl) if batch_ctrl is not None else None,
         stop=stop,
+        mask=KeyboardMask.of(mm.codec, [tokens] * n, dev) if keyboard_mask else None,
     ):
         for i in torch.nonzero(active).flatten().tolist():
             out[i].append(int(outputs[i]))
     return [performance_notes(mm, toks, seconds, primer=primer, include_primer=include_primer) for toks in out]
 
 
-def beam_performance(mm: MusicModel, *, seconds: float, beam_size: int, primer: Sequence[Note] | None = None,
-                     temperature: float = 1.0, include_primer: bool = False) -> list[Note]:
-    """The most likely continuation under beam search, cut to ``seconds``."""
+def beam_performance(mm: MusicModel, *, seconds: float, beam_size: int, seed: int = 0,
+                     sampling: SamplingConfig = SamplingConfig(), branch_factor: int = 2,
+                     steps_per_iteration: int = 1, primer: Sequence[Note] | None = None,
+                     density_nps: float | None = None, key: str | None = None, include_primer: bool = False,
+                     keyboard_mask: bool = True, max_events_per_second: float = 200.0) -> list[Note]:
+    """The most likely of Magenta-style beam search's sampled continuations, cut to ``seconds``. Honours the
+    seed, the sampling settings, the density and key controls and the keyboard mask as sampling does."""
+    if not 0 < seconds <= 600:
+        raise ValueError(f"beam search: seconds must be in range (0, 600], got {seconds}")
+    if not 1 <= beam_size * branch_factor <= 256:
+        raise ValueError(f"beam search: beam_size x branch_factor must be in range 1..256, got "
+                         f"{beam_size} x {branch_factor}")
     tokens, _ = primer_tokens(mm, primer)
-    ctrl = controls_for(mm, None, None)
-    prim = torch.tensor(tokens, dtype=torch.long, device=mm.device)
-    steps = int(seconds * 60) + 16
-    seq, _ = beam_search(mm.model, mm.head, prim, beam_size=beam_size, max_steps=steps, temperature=temperature,
-                         primer_controls=None if ctrl is None else ctrl.expand(len(tokens), -1),
-                         controls=None if ctrl is None else ctrl.expand(steps, -1))
+    ctrl = controls_for(mm, density_nps, key)
+    dev = mm.device
+    prim = torch.tensor(tokens, dtype=torch.long, device=dev)
+    steps = int(seconds * max_events_per_second) + 16
+
+    def finished(seqs: torch.Tensor) -> torch.Tensor:
+        return shift_seconds(seqs.cpu(), mm.codec).sum(dim=1) >= seconds
+
+    seq, _ = beam_search(FastStep(mm.model), mm.head, prim, beam_size=beam_size, max_steps=steps, sampling=sampling,
+                         generator=generators_from_seeds([seed])[0], branch_factor=branch_factor,
+                         steps_per_iteration=steps_per_iteration,
+                         primer_controls=None if ctrl is None else ctrl.to(dev).expand(len(tokens), -1),
+                         controls=None if ctrl is None else ctrl.to(dev).expand(steps, -1),
+                         mask=KeyboardMask.of(mm.codec, [tokens], dev) if keyboard_mask else None, stop=finished)
     return performance_notes(mm, seq, seconds, primer=primer, include_primer=include_primer)
 
 
@@ -189,13 +210,15 @@ def performance_notes(mm: MusicModel, tokens: Sequence[int], seconds: float, *,
     return head + [Note(n.pitch, n.velocity, n.start_s + primer_s, n.end_s + primer_s) for n in notes]
 
 
-def music_engine(mm: MusicModel, *, fast: bool = True, max_streams: int = 64, **kw: object) -> Engine:
+def music_engine(mm: MusicModel, *, fast: bool = True, max_streams: int = 64, keyboard_mask: bool = True,
+                 **kw: object) -> Engine:
     """An engine for this music model: the fused step (``fast``), music-time pacing by TIME_SHIFT tokens,
-    and the disable-conditioning vector as the default control of a conditioned model."""
+    the disable-conditioning vector as the default control of a conditioned model, and the keyboard mask."""
     model = FastStep(mm.model) if fast else mm.model
     default = torch.from_numpy(control_vector(None, None)) if mm.conditioned else None
+    masks = (lambda primers: KeyboardMask.of(mm.codec, primers, mm.device)) if keyboard_mask else None
     return Engine(model, mm.head, seconds_of=lambda t: shift_seconds(t, mm.codec), default_controls=default,
-                  max_streams=max_streams, device=mm.device, **kw)  # type: ignore[arg-type]
+                  max_streams=max_streams, device=mm.device, masks=masks, **kw)  # type: ignore[arg-type]
 
 
 def stream_spec(mm: MusicModel, *, seed: int, sampling: SamplingConfig = SamplingConfig(),

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from performance_rnn.config import SamplingConfig
-from performance_rnn.heads import BatchSampling, CategoricalHead, Head
+from performance_rnn.heads import BatchSampling, CategoricalHead, Head, filtered_log_probs
 from performance_rnn.model import LSTMState
 
 
@@ -28,6 +28,19 @@ class StepModel(Protocol):
     def step(
         self, inputs: Tensor, state: LSTMState | None = None, controls: Tensor | None = None
     ) -> tuple[Tensor, LSTMState]: ...
+
+
+class TokenMask(Protocol):
+    """Which outputs each stream of a batch may produce next (categorical heads), updated as they are produced.
+    Music uses ``performance_rnn.keyboard.KeyboardMask``."""
+
+    def allowed(self) -> Tensor: ...  # (B, V) bool
+
+    def update(self, tokens: Tensor) -> None: ...  # (B,); -1 leaves a stream unchanged
+
+    def select(self, index: Tensor) -> TokenMask: ...
+
+    def put(self, index: Tensor, other: TokenMask) -> None: ...
 
 
 # controls for the next step of every stream: called with the step index and the streams' last outputs
@@ -73,12 +86,17 @@ def advance(
     settings: BatchSampling,
     generators: Sequence[torch.Generator],
     controls: Tensor | None = None,
+    mask: TokenMask | None = None,
 ) -> tuple[Tensor, Frontier]:
     """Sample every stream's next output and feed it back: -> (outputs (B, ...), the new frontier).
 
     ``controls`` (B, C) condition the output *after* this one. The state is carried, never re-zeroed.
+    ``mask`` rules out impossible outputs (their logits become -inf) and is advanced by the outputs.
     """
-    outputs = head.sample(frontier.params, settings, generators)
+    params = frontier.params if mask is None else frontier.params.masked_fill(~mask.allowed(), float("-inf"))
+    outputs = head.sample(params, settings, generators)
+    if mask is not None:
+        mask.update(outputs)
     params, state = model.step(outputs, frontier.state, controls)
     return outputs, Frontier(params, state)
 
@@ -94,11 +112,13 @@ def generate(
     primer_controls: Sequence[Tensor | None] | None = None,
     controls: ControlFn | None = None,
     stop: StopFn | None = None,
+    mask: TokenMask | None = None,
 ) -> Iterator[tuple[Tensor, Tensor]]:
     """Stream a batch: yields (outputs (B, ...), active (B,) bool) once per step, for up to ``max_steps``.
 
     Streams that ``stop`` marks finished stay in the batch (their outputs are ignored, ``active`` is False)
     so that every stream's samples are independent of the others'. Ends when all streams are finished.
+    ``mask`` (already advanced past the primers) rules out impossible outputs at every step.
     """
     if not len(primers) == len(sampling) == len(generators):
         raise ValueError("need one sampling config and one generator per primer")
@@ -109,7 +129,7 @@ def generate(
     last = torch.stack([p[-1] for p in primers])
     for t in range(max_steps):
         ctrl = controls(t, last) if controls is not None else None
-        outputs, frontier = advance(model, head, frontier, settings, generators, ctrl)
+        outputs, frontier = advance(model, head, frontier, settings, generators, ctrl, mask)
         yield outputs, active.clone()
         last = outputs
         if stop is not None:
@@ -126,29 +146,55 @@ def beam_search(
     *,
     beam_size: int,
     max_steps: int,
-    temperature: float = 1.0,
+    sampling: SamplingConfig = SamplingConfig(),
+    generator: torch.Generator | None = None,
+    branch_factor: int = 2,
+    steps_per_iteration: int = 1,
     primer_controls: Tensor | None = None,
     controls: Tensor | None = None,
+    mask: TokenMask | None = None,
+    stop: Callable[[Tensor], Tensor] | None = None,
 ) -> tuple[list[int], float]:
-    """The most likely continuation of one token primer under a beam of ``beam_size`` -> (tokens, log p).
+    """Magenta's beam search over sampled branches -> (tokens, log p) of the best continuation of ``primer``.
 
-    ``controls`` (max_steps, C), if given, condition step t for every beam.
+    Each iteration copies every beam ``branch_factor`` times, extends each copy by ``steps_per_iteration``
+    tokens *sampled* with ``sampling`` (temperature, top-k, top-p) from ``generator``, scores it by the log
+    probability of its tokens under that sampling distribution, and keeps the ``beam_size`` best. So the seed,
+    temperature and filters all matter, and ``beam_size=1, branch_factor=1`` is plain sampling. ``mask``
+    (advanced past the primer) rules out impossible tokens. ``controls`` (max_steps, C) condition step t.
+    ``stop(seqs (beams, t)) -> (beams,) bool`` ends the search once the best beam is finished.
     """
-    if beam_size < 1:
-        raise ValueError(f"beam_size must be >= 1, got {beam_size}")
+    if beam_size < 1 or branch_factor < 1 or steps_per_iteration < 1:
+        raise ValueError("beam_size, branch_factor and steps_per_iteration must be >= 1")
+    gen = generator if generator is not None else torch.Generator().manual_seed(0)
     frontier = prime(model, [primer], None if primer_controls is None else [primer_controls])
     seqs = torch.zeros(1, 0, dtype=torch.long, device=primer.device)  # (beams, t)
-    scores = torch.zeros(1, device=primer.device)  # (beams,)
-    for t in range(max_steps):
-        logp = torch.log_softmax(frontier.params.float() / max(temperature, 1e-6), dim=-1)  # (beams, V)
-        total = (scores.unsqueeze(1) + logp).flatten()  # (beams * V,)
-        scores, flat = total.topk(min(beam_size, total.numel()))
-        beam, token = flat // logp.shape[1], flat % logp.shape[1]
-        seqs = torch.cat([seqs[beam], token.unsqueeze(1)], dim=1)
-        state = frontier.state.select(beam)
-        ctrl = None if controls is None else controls[t].expand(len(beam), -1)
-        params, state = model.step(token, state, ctrl)
-        frontier = Frontier(params, state)
+    scores = torch.zeros(1, dtype=torch.float64, device=primer.device)  # (beams,)
+    t = 0
+    while t < max_steps:
+        rep = torch.arange(seqs.shape[0], device=primer.device).repeat_interleave(branch_factor)
+        seqs, scores = seqs[rep], scores[rep]
+        frontier = Frontier(frontier.params[rep], frontier.state.select(rep))
+        mask = None if mask is None else mask.select(rep)
+        settings = BatchSampling.of([sampling] * len(rep), primer.device)
+        for _ in range(min(steps_per_iteration, max_steps - t)):
+            params = frontier.params if mask is None else frontier.params.masked_fill(~mask.allowed(), float("-inf"))
+            logp = filtered_log_probs(params, settings).double()  # (beams, V)
+            token = head.sample(params, settings, [gen] * len(rep))
+            scores = scores + logp.gather(1, token.unsqueeze(1)).squeeze(1)
+            if mask is not None:
+                mask.update(token)
+            ctrl = None if controls is None else controls[t].expand(len(rep), -1)
+            params, state = model.step(token, frontier.state, ctrl)
+            frontier = Frontier(params, state)
+            seqs = torch.cat([seqs, token.unsqueeze(1)], dim=1)
+            t += 1
+        keep = scores.topk(min(beam_size, len(scores))).indices
+        seqs, scores = seqs[keep], scores[keep]
+        frontier = Frontier(frontier.params[keep], frontier.state.select(keep))
+        mask = None if mask is None else mask.select(keep)
+        if stop is not None and bool(stop(seqs[:1])[0]):
+            break
     return seqs[0].tolist(), float(scores[0])
 
 

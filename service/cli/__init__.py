@@ -10,6 +10,7 @@ import sys
 # subcommand -> (module, one-line help); a module defines add_arguments(parser) and run(args) -> int
 COMMANDS: dict[str, tuple[str, str]] = {
     "generate": ("service.cli.generate", "write .mid files from the music checkpoint"),
+    "events": ("service.cli.events", "print a MIDI file's events as the model sees them (--ids: token ids)"),
     "data": ("service.cli.data", "build a music dataset from MIDI folders and/or music21's corpus"),
     "train": ("service.cli.train", "train the music, text or stroke model (resumes; works under torchrun)"),
     "export": ("service.cli.export", "make a small shippable checkpoint from a training one"),

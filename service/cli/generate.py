@@ -17,7 +17,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--top-k", type=int, default=None)
     p.add_argument("--top-p", type=float, default=None)
-    p.add_argument("--beam-size", type=int, default=0, help="beam search instead of sampling (0 = sample)")
+    p.add_argument("--beam-size", type=int, default=0,
+                   help="Magenta-style beam search over sampled branches instead of plain sampling (0 = sample)")
+    p.add_argument("--branch-factor", type=int, default=2, help="beam search: sampled branches per beam")
+    p.add_argument("--steps-per-iteration", type=int, default=1, help="beam search: events sampled per branch")
+    p.add_argument("--no-keyboard-mask", action="store_true",
+                   help="research: let the model emit impossible events (note-off of a silent key, re-strike of a "
+                        "held key, zero-length notes) instead of masking them")
     p.add_argument("--seed", type=int, default=0, help="the same seed gives the same file")
     prim = p.add_mutually_exclusive_group()
     prim.add_argument("--primer", metavar="FILE.mid", help="continue this MIDI file")
@@ -72,13 +78,18 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(1)  # one stream step is latency-bound: more threads only add synchronisation
     mm = load_music(args.checkpoint, args.device)
     if args.beam_size:
-        performances = [beam_performance(mm, seconds=args.seconds, beam_size=args.beam_size, primer=primer,
-                                         temperature=args.temperature, include_primer=args.include_primer)]
+        performances = [beam_performance(mm, seconds=args.seconds, beam_size=args.beam_size, seed=args.seed + i,
+                                         sampling=sampling, branch_factor=args.branch_factor,
+                                         steps_per_iteration=args.steps_per_iteration, primer=primer,
+                                         density_nps=args.density, key=args.key, include_primer=args.include_primer,
+                                         keyboard_mask=not args.no_keyboard_mask)
+                        for i in range(args.num_outputs)]
     else:
         seeds = [args.seed + i for i in range(args.num_outputs)]
         performances = generate_performances(mm, seconds=args.seconds, seeds=seeds, sampling=sampling, primer=primer,
                                              density_nps=args.density, key=args.key,
-                                             include_primer=args.include_primer)
+                                             include_primer=args.include_primer,
+                                             keyboard_mask=not args.no_keyboard_mask)
     for path, notes in zip(output_paths(args.output, len(performances)), performances):
         end = max([n.end_s for n in notes] + [args.seconds + (primer_s if args.include_primer else 0.0)])
         write_notes(notes, path, end_s=end)

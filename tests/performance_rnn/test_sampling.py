@@ -88,10 +88,55 @@ def test_stop_marks_streams_inactive(model: RecurrentModel) -> None:
     assert actives == [[True, True]] * 3 + [[False, True]] * 2
 
 
-def test_beam_of_one_is_greedy_and_wider_beams_score_no_worse(model: RecurrentModel) -> None:
+def test_greedy_beam_of_one_is_greedy_sampling(model: RecurrentModel) -> None:
     primer = torch.tensor([3, 1])
     greedy = run(model, [primer], [SamplingConfig(temperature=0.0)], [0], steps=8)[0].tolist()
-    seq1, score1 = beam_search(model, CategoricalHead(V), primer, beam_size=1, max_steps=8)
-    seq4, score4 = beam_search(model, CategoricalHead(V), primer, beam_size=4, max_steps=8)
+    seq1, _ = beam_search(model, CategoricalHead(V), primer, beam_size=1, branch_factor=1, max_steps=8,
+                          sampling=SamplingConfig(temperature=0.0))
     assert seq1 == greedy
-    assert score4 >= score1 - 1e-5
+
+
+def _log_p(model: RecurrentModel, primer: torch.Tensor, seq: list[int]) -> float:
+    full = torch.cat([primer, torch.tensor(seq)])
+    with torch.no_grad():
+        logits, _ = model(full.unsqueeze(0))
+    logp = torch.log_softmax(logits[0, len(primer) - 1 : -1].double(), -1)
+    return float(logp.gather(1, torch.tensor(seq).unsqueeze(1)).sum())
+
+
+def test_beam_search_samples_by_seed_and_scores_its_result(model: RecurrentModel) -> None:
+    primer = torch.tensor([3, 1])
+
+    def beam(seed: int, size: int, branch: int) -> tuple[list[int], float]:
+        return beam_search(model, CategoricalHead(V), primer, beam_size=size, branch_factor=branch, max_steps=12,
+                           generator=torch.Generator().manual_seed(seed))
+
+    seq, score = beam(1, 4, 4)
+    assert beam(1, 4, 4) == (seq, score)  # the seed decides
+    assert len({tuple(beam(s, 4, 4)[0]) for s in range(6)}) > 1  # and it is sampled, not greedy
+    assert score == pytest.approx(_log_p(model, primer, seq), abs=1e-4)  # the score is the sequence's log p
+    # a wider beam keeps the likelier branches: on average over seeds it beats plain sampling
+    wide = sum(beam(s, 4, 4)[1] for s in range(8)) / 8
+    plain = sum(beam(s, 1, 1)[1] for s in range(8)) / 8
+    assert wide > plain
+
+
+def test_beam_search_respects_a_mask(model: RecurrentModel) -> None:
+    class NoEvens:
+        def __init__(self, n: int = 1) -> None:
+            self.n = n
+
+        def allowed(self) -> torch.Tensor:
+            ok = torch.ones(self.n, V, dtype=torch.bool)
+            ok[:, ::2] = False
+            return ok
+
+        def update(self, tokens: torch.Tensor) -> None:
+            pass
+
+        def select(self, index: torch.Tensor) -> "NoEvens":
+            return NoEvens(len(index))
+
+    seq, _ = beam_search(model, CategoricalHead(V), torch.tensor([3, 1]), beam_size=3, max_steps=20,
+                         mask=NoEvens(), generator=torch.Generator().manual_seed(0))
+    assert seq and all(t % 2 for t in seq)

@@ -1,0 +1,121 @@
+"""The keyboard mask: per stream, which Performance events can happen next on a piano.
+
+A stream tracks the note of each key (its start step, and whether the decoder's duration guard has already
+released it) and the current step. Masked (impossible) next events:
+
+- NOTE_ON of a key whose note has not been closed by a NOTE_OFF yet (a key is released before it is struck
+  again; this also rules out two NOTE_ONs of one key in one step);
+- NOTE_OFF of a key with no note, or of a note struck in this same step (it would last no time: Magenta's
+  decoder drops it, so it is a ghost note, not music).
+
+A note held past the duration guard (5 s) is released by the decoder, but its key stays taken until the
+model's NOTE_OFF arrives, exactly as note_seq's decoder pairs a NOTE_OFF with the oldest open note of its
+pitch; so mask and decoder never disagree about which note a NOTE_OFF ends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from performance_rnn.codecs.performance import Event, EventType, PerformanceCodecConfig, encode_event, vocab_size
+
+
+class KeyboardMask:
+    """The mask of a batch of streams (B): ``allowed()`` -> (B, V) bool; ``update(tokens)`` after each step."""
+
+    def __init__(self, cfg: PerformanceCodecConfig, batch: int, device: torch.device | str = "cpu") -> None:
+        self.cfg = cfg
+        self.on0 = encode_event(Event(EventType.NOTE_ON, 0), cfg)
+        self.off0 = encode_event(Event(EventType.NOTE_OFF, 0), cfg)
+        self.shift0 = encode_event(Event(EventType.TIME_SHIFT, 1), cfg)
+        self.vocab = vocab_size(cfg)
+        self.start = torch.full((batch, 128), -1, dtype=torch.long, device=device)  # step of the open note, -1 none
+        self.step = torch.zeros(batch, dtype=torch.long, device=device)
+
+    @classmethod
+    def of(cls, cfg: PerformanceCodecConfig, tokens: Sequence[Sequence[int]],
+           device: torch.device | str = "cpu") -> KeyboardMask:
+        """The masks after each stream's primer ``tokens[b]`` (which may leave notes sounding)."""
+        mask = cls(cfg, len(tokens), device)
+        longest = max((len(t) for t in tokens), default=0)
+        for i in range(longest):  # primers are short and this runs once per stream
+            col = [t[i] if i < len(t) else -1 for t in tokens]
+            mask.update(torch.tensor(col, dtype=torch.long, device=device))
+        return mask
+
+    def allowed(self) -> Tensor:
+        open_ = self.start >= 0
+        ok = torch.ones(self.start.shape[0], self.vocab, dtype=torch.bool, device=self.start.device)
+        ok[:, self.on0 : self.on0 + 128] = ~open_
+        ok[:, self.off0 : self.off0 + 128] = open_ & (self.start < self.step.unsqueeze(1))
+        return ok
+
+    def update(self, tokens: Tensor) -> None:
+        """Advance every stream by its token (B,); -1 leaves a stream as it is."""
+        tok = tokens.to(self.start.device).long()
+        rows = torch.arange(len(tok), device=tok.device)
+        is_on = (tok >= self.on0) & (tok < self.on0 + 128)
+        is_off = (tok >= self.off0) & (tok < self.off0 + 128)
+        is_shift = (tok >= self.shift0) & (tok < self.shift0 + self.cfg.max_shift_steps)
+        if is_on.any():
+            self.start[rows[is_on], tok[is_on] - self.on0] = self.step[is_on]
+        if is_off.any():
+            self.start[rows[is_off], tok[is_off] - self.off0] = -1
+        self.step = self.step + torch.where(is_shift, tok - self.shift0 + 1, torch.zeros_like(tok))
+
+    def select(self, index: Tensor) -> KeyboardMask:
+        out = KeyboardMask.__new__(KeyboardMask)
+        out.__dict__.update(self.__dict__)
+        out.start, out.step = self.start.index_select(0, index), self.step.index_select(0, index)
+        return out
+
+    @staticmethod
+    def cat(masks: Sequence[KeyboardMask]) -> KeyboardMask:
+        out = KeyboardMask.__new__(KeyboardMask)
+        out.__dict__.update(masks[0].__dict__)
+        out.start = torch.cat([m.start for m in masks])
+        out.step = torch.cat([m.step for m in masks])
+        return out
+
+    def sounding(self, row: int) -> list[int]:
+        """The keys stream ``row`` holds down (notes without their NOTE_OFF yet)."""
+        return torch.nonzero(self.start[row] >= 0).flatten().tolist()
+
+    def put(self, index: Tensor, other: KeyboardMask) -> None:
+        """Write ``other`` (the masks of the streams at ``index``) back into this batch."""
+        self.start.index_copy_(0, index, other.start)
+        self.step.index_copy_(0, index, other.step)
+
+
+def impossible_events(tokens: Sequence[int], cfg: PerformanceCodecConfig,
+                      primer: Sequence[int] = ()) -> list[tuple[int, str]]:
+    """The events of ``tokens`` (after ``primer``) that the keyboard mask rules out, as (index, reason):
+    the independent check used by tests and evaluation (plain Python, not the mask's tensors)."""
+    on0 = encode_event(Event(EventType.NOTE_ON, 0), cfg)
+    off0 = encode_event(Event(EventType.NOTE_OFF, 0), cfg)
+    shift0 = encode_event(Event(EventType.TIME_SHIFT, 1), cfg)
+    held: dict[int, int] = {}  # key -> step its note was struck
+    step = 0
+    found = []
+    for i, t in enumerate([*primer, *tokens]):
+        k = i - len(primer)
+        if on0 <= t < on0 + 128:
+            if t - on0 in held and k >= 0:
+                found.append((k, f"NOTE_ON {t - on0} while the key is held"))
+            held[t - on0] = step
+        elif off0 <= t < off0 + 128:
+            p = t - off0
+            if p not in held:
+                if k >= 0:
+                    found.append((k, f"NOTE_OFF {p} of a key that is not held"))
+            elif held[p] == step and k >= 0:
+                found.append((k, f"NOTE_OFF {p} in the step of its NOTE_ON (a zero-length note)"))
+                del held[p]
+            else:
+                del held[p]
+        elif shift0 <= t < shift0 + cfg.max_shift_steps:
+            step += t - shift0 + 1
+    return found
