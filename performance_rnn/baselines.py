@@ -37,12 +37,13 @@ class NGram:
                 self.types[k][gram[:-1]] += 1
         return self
 
-    def prob(self, context: Sequence[int], token: int) -> float:
+    def prob(self, context: Sequence[int], token: int, order: int | None = None) -> float:
+        """p(token | context) using at most ``order`` (default: the fitted order) tokens of n-gram."""
         total = self.counts[0]
         n0 = sum(total.values()) if not hasattr(self, "_n0") else self._n0
         self._n0 = n0
         p = (total.get((token,), 0) + 1) / (n0 + self.vocab_size)
-        for k in range(1, self.order):
+        for k in range(1, min(self.order, order or self.order)):
             if len(context) < k:
                 break
             ctx = tuple(context[len(context) - k :])
@@ -53,11 +54,14 @@ class NGram:
             p = max(c - self.discount, 0.0) / c_ctx + self.discount * self.types[k][ctx] / c_ctx * p
         return p
 
-    def nll(self, windows: Sequence[Sequence[int]]) -> float:
-        """Mean -log p per predicted token; in each window every token after the first is predicted."""
+    def nll(self, windows: Sequence[Sequence[int]], order: int | None = None) -> float:
+        """Mean -log p per predicted token; in each window every token after the first is predicted. ``order``
+        scores as the n-gram of that lower order (one fit serves every order up to the fitted one)."""
+        k = min(self.order, order or self.order)
         total, n = 0.0, 0
         for w in windows:
+            w = list(w)
             for i in range(1, len(w)):
-                total -= math.log(self.prob(w[max(0, i - self.order + 1) : i], w[i]))
+                total -= math.log(self.prob(w[max(0, i - k + 1) : i], w[i], k))
                 n += 1
         return total / max(1, n)

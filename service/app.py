@@ -1,5 +1,5 @@
 """The FastAPI app: ``create_app(settings)`` wires the routers; its lifespan loads the checkpoints once and
-starts the one engine that every request shares.
+starts one engine per music model, shared by every request for that model.
 
 A missing or unreadable checkpoint does not stop the service: the endpoints that need it answer 503 and
 ``/api/health`` says which models are loaded.
@@ -11,6 +11,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TypeVar
 
 from fastapi import FastAPI
 from fastapi.responses import FileResponse
@@ -31,34 +32,56 @@ from service.settings import Settings
 log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
+M = TypeVar("M")
 
 
 def load_models(settings: Settings) -> Models:
     """Load each checkpoint that exists; remember why the others could not be."""
-    models = Models()
-    loaders: dict[str, tuple[str, Callable[[Path, str], object]]] = {
-        "music": (settings.music_checkpoint, load_music), "text": (settings.text_checkpoint, load_text_model),
-        "strokes": (settings.strokes_checkpoint, load_stroke_model)}
-    for name, (file_name, load) in loaders.items():
-        path = settings.checkpoint_path(file_name)
-        try:
-            setattr(models, name, load(path, settings.device))
-            log.info("loaded the %s model from %s", name, path)
-        except (PerformanceRNNError, OSError, ValueError) as exc:
-            models.errors[name] = str(exc).replace(f"{settings.checkpoints_dir}/", "")  # no server paths
-            log.warning("no %s model: %s", name, exc)
+    models = Models(music_files=music_files(settings))
+    for name, file_name in models.music_files.items():
+        if (mm := _load(settings, name, file_name, load_music, models.errors)) is not None:
+            models.music[name] = mm
+    models.text = _load(settings, "text", settings.text_checkpoint, load_text_model, models.errors)
+    models.strokes = _load(settings, "strokes", settings.strokes_checkpoint, load_stroke_model, models.errors)
     return models
 
 
+def music_files(settings: Settings) -> dict[str, str]:
+    """Name -> file of each configured music checkpoint that exists. A missing one is skipped with a warning,
+    unless none exists: then the first is kept, so that the service says why it has no music."""
+    files = dict(zip(settings.music_names, settings.music_checkpoints, strict=True))
+    present = {name: f for name, f in files.items() if settings.checkpoint_path(f).is_file()}
+    if not present:
+        return dict([next(iter(files.items()))])
+    for name in (n for n in files if n not in present):
+        log.warning("skipping the %s music model: no %s in %s", name, files[name], settings.checkpoints_dir)
+    return present
+
+
+def _load(settings: Settings, name: str, file_name: str, load: Callable[[Path, str], M],
+          errors: dict[str, str]) -> M | None:
+    path = settings.checkpoint_path(file_name)
+    try:
+        model = load(path, settings.device)
+    except (PerformanceRNNError, OSError, ValueError) as exc:
+        errors[name] = str(exc).replace(f"{settings.checkpoints_dir}/", "")  # no server paths
+        log.warning("no %s model: %s", name, exc)
+        return None
+    log.info("loaded the %s model from %s", name, path)
+    return model
+
+
 def build_runtime(settings: Settings) -> Runtime:
+    """The models, one started engine per music model, and the port sessions (all models share their limit)."""
     models = load_models(settings)
-    engine = sessions_ = None
-    if models.music is not None:
-        engine = music_engine(models.music, max_streams=settings.engine_streams).start()
-        sessions_ = PortSessions(models.music, engine, limit=settings.max_port_sessions,
-                                 lease_s=settings.session_lease_s, lookahead_s=settings.lookahead_s,
-                                 max_seconds=settings.max_live_seconds, default_api=settings.port_api).start()
-    return Runtime(settings, models, engine, sessions_, renders=Slots(settings.max_renders, "render"),
+    engines = {name: music_engine(mm, max_streams=settings.engine_streams).start()
+               for name, mm in models.music.items()}
+    sessions_ = None
+    if engines:
+        sessions_ = PortSessions(limit=settings.max_port_sessions, lease_s=settings.session_lease_s,
+                                 lookahead_s=settings.lookahead_s, max_seconds=settings.max_live_seconds,
+                                 default_api=settings.port_api).start()
+    return Runtime(settings, models, engines, sessions_, renders=Slots(settings.max_renders, "render"),
                    live=Slots(settings.max_live_streams, "live stream"),
                    siblings=Slots(settings.max_sibling_jobs, "text/strokes"))
 
@@ -74,8 +97,8 @@ def create_app(settings: Settings) -> FastAPI:
         finally:
             if runtime.sessions is not None:
                 runtime.sessions.close()  # all notes off on every port
-            if runtime.engine is not None:
-                runtime.engine.stop()  # ends every stream; WebSocket clients get their note-offs
+            for engine in runtime.engines.values():
+                engine.stop()  # ends every stream; WebSocket clients get their note-offs
 
     app = FastAPI(title="Performance RNN", version="0.1.0", lifespan=lifespan,
                   description="Real-time expressive piano generation: render, stream, play into MIDI ports.")

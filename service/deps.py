@@ -16,19 +16,35 @@ from performance_rnn.engine import Engine
 from performance_rnn.music import MusicModel
 from performance_rnn.strokegen import StrokeModel
 from performance_rnn.textgen import TextModel
-from service.errors import ModelUnavailable
-from service.sessions import PortOpener, PortSessions, Slots
-from service.settings import Settings
+from service.errors import InvalidRequest, ModelUnavailable
+from service.sessions import MusicBackend, PortOpener, PortSessions, Slots
+from service.settings import SIBLING_NAMES, Settings
 
 
 @dataclass
 class Models:
-    """What the lifespan loaded; ``errors`` says why a model is missing."""
+    """What the lifespan loaded. ``music_files`` names every music model served (its checkpoint's stem -> the
+    file), in the configured order, loaded or not; ``music`` holds those that loaded; ``errors`` says why a
+    model (by name) is missing."""
 
-    music: MusicModel | None = None
+    music_files: dict[str, str] = field(default_factory=dict)
+    music: dict[str, MusicModel] = field(default_factory=dict)
     text: TextModel | None = None
     strokes: StrokeModel | None = None
     errors: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def default_music(self) -> str:
+        """What a music request without ``model`` uses: the first that loaded, else the first served."""
+        return next(iter(self.music), next(iter(self.music_files), "music"))
+
+    @property
+    def names(self) -> list[str]:
+        """Every model's name: the music models, then the siblings."""
+        return [*self.music_files, *SIBLING_NAMES]
+
+    def loaded(self, name: str) -> bool:
+        return getattr(self, name) is not None if name in SIBLING_NAMES else name in self.music
 
 
 @dataclass
@@ -37,16 +53,31 @@ class Runtime:
 
     settings: Settings
     models: Models
-    engine: Engine | None  # None when the music model is missing
-    sessions: PortSessions | None
-    renders: Slots
+    engines: dict[str, Engine]  # one per loaded music model, by name; each owns its model
+    sessions: PortSessions | None  # None when no music model is loaded
+    renders: Slots  # the admission limits count the work of every music model
     live: Slots
     siblings: Slots  # text and strokes jobs
 
+    @property
+    def engine(self) -> Engine | None:
+        """The default music model's engine (None when it is missing)."""
+        return self.engines.get(self.models.default_music)
+
     def require(self, name: str) -> None:
-        if getattr(self.models, name) is None:
+        if not self.models.loaded(name):
             reason = self.models.errors.get(name, "not loaded")
             raise ModelUnavailable(f"the {name} model is unavailable: {reason}")
+
+    def music(self, name: str | None = None) -> MusicBackend:
+        """The named music model with its engine (None: the default). Raises InvalidRequest (422) for a name
+        not served, ModelUnavailable (503) for one that did not load."""
+        name = name or self.models.default_music
+        if name not in self.models.music_files:
+            available = ", ".join(self.models.music_files)
+            raise InvalidRequest(f"unknown music model {name!r}: the available music models are {available}")
+        self.require(name)
+        return MusicBackend(name, self.models.music[name], self.engines[name])
 
 
 def get_runtime(conn: HTTPConnection) -> Runtime:
@@ -59,18 +90,6 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 def get_settings(rt: RuntimeDep) -> Settings:
     return rt.settings
-
-
-def get_music(rt: RuntimeDep) -> MusicModel:
-    rt.require("music")
-    assert rt.models.music is not None
-    return rt.models.music
-
-
-def get_engine(rt: RuntimeDep) -> Engine:
-    rt.require("music")
-    assert rt.engine is not None
-    return rt.engine
 
 
 def get_text_model(rt: RuntimeDep) -> TextModel:
@@ -86,7 +105,7 @@ def get_stroke_model(rt: RuntimeDep) -> StrokeModel:
 
 
 def get_sessions(rt: RuntimeDep) -> PortSessions:
-    rt.require("music")
+    rt.require(rt.models.default_music)
     assert rt.sessions is not None
     return rt.sessions
 
@@ -101,8 +120,6 @@ def get_port_opener() -> PortOpener:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-MusicDep = Annotated[MusicModel, Depends(get_music)]
-EngineDep = Annotated[Engine, Depends(get_engine)]
 TextModelDep = Annotated[TextModel, Depends(get_text_model)]
 StrokeModelDep = Annotated[StrokeModel, Depends(get_stroke_model)]
 SessionsDep = Annotated[PortSessions, Depends(get_sessions)]

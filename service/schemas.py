@@ -77,13 +77,18 @@ class PrimerFields(Strict):
         return chord_primer(sorted(set(self.primer_pitches))) if self.primer_pitches else None
 
 
-class RenderRequest(SamplingFields, ControlFields, PrimerFields):
+class ModelFields(Strict):
+    model: str | None = Field(None, min_length=1, max_length=128,
+                              description="a music model's name (GET /api/models); default: the first loaded")
+
+
+class RenderRequest(SamplingFields, ControlFields, PrimerFields, ModelFields):
     seconds: float = Field(10.0, gt=0.0, le=MAX_RENDER_SECONDS, description="seconds of music after the primer")
     seed: Seed = 0
     include_primer: bool = Field(False, description="start the output with the primer")
 
 
-class RenderForm(SamplingFields, ControlFields):
+class RenderForm(SamplingFields, ControlFields, ModelFields):
     """The multipart variant's form fields (the primer comes as a .mid file instead of pitches)."""
 
     model_config = ConfigDict(extra="ignore", strict=False)  # form values are strings; the file sits beside them
@@ -118,6 +123,7 @@ class NoteModel(Strict):
 class Events(BaseModel):
     seconds: float
     seed: int
+    model: str  # the music model that rendered them
     notes: list[NoteModel]
 
 
@@ -156,11 +162,13 @@ class StrokesOut(BaseModel):
     drawings: list[list[list[float]]]  # per drawing, stroke-3 rows [dx, dy, pen_lifted (0 or 1)]
 
 
-ModelName = Literal["music", "text", "strokes"]
+ModelKind = Literal["music", "text", "strokes"]
 
 
 class ModelInfo(BaseModel):
-    name: ModelName
+    name: str  # a music model's is its checkpoint's stem (pass it as ``model`` in music requests)
+    kind: ModelKind
+    default: bool  # the music model that music requests without ``model`` use
     file: str  # checkpoint file name inside the checkpoints folder
     loaded: bool
     error: str | None = None  # why it is not loaded
@@ -174,15 +182,15 @@ class ModelDetail(ModelInfo):
 
 
 class Health(BaseModel):
-    status: Literal["ok", "degraded"]  # degraded: the music model is not loaded
-    models: dict[str, bool]
+    status: Literal["ok", "degraded"]  # degraded: the default music model is not loaded
+    models: dict[str, bool]  # every model by name: loaded or not
     engine_streams: int
     engine_capacity: int
     live_streams: int
     port_sessions: int
 
 
-class SessionCreate(SamplingFields, ControlFields, PrimerFields):
+class SessionCreate(SamplingFields, ControlFields, PrimerFields, ModelFields):
     port_name: PortName = "Performance RNN"
     api: Literal["jack", "alsa", "coremidi"] | None = Field(None, description="rtmidi API; default: the server's")
     channel: int = Field(0, ge=0, le=15)
@@ -199,6 +207,7 @@ class SessionUpdate(SamplingFields, ControlFields):
 
 class SessionInfo(BaseModel):
     id: str
+    model: str  # the music model it plays
     port_name: str
     api: str
     channel: int
@@ -217,7 +226,7 @@ class SessionCreated(SessionInfo):
 
 
 # ---- WebSocket messages (JSON text frames) ----
-class LiveStart(SamplingFields, ControlFields, PrimerFields):
+class LiveStart(SamplingFields, ControlFields, PrimerFields, ModelFields):
     """The first client message on /api/live."""
 
     type: Literal["start"]

@@ -1,8 +1,8 @@
 """Every engine stream the service opens: offline renders, and server-side port sessions.
 
-All music goes through the one shared ``Engine``, so concurrent renders, WebSocket streams and port sessions
-are stepped together in one batch. ``Slots`` admit work up to a limit and refuse the rest (429) at once,
-which keeps the engine from ever being the one to say no.
+Each music model has one ``Engine`` that owns it (a ``MusicBackend``), so concurrent renders, WebSocket streams
+and port sessions on the same model are stepped together in one batch. ``Slots`` admit work up to a limit,
+across every model, and refuse the rest (429) at once, which keeps an engine from ever being the one to say no.
 """
 
 from __future__ import annotations
@@ -68,6 +68,15 @@ class Slots:
             self.release()
 
 
+@dataclass(frozen=True)
+class MusicBackend:
+    """A loaded music model and the engine that owns it; ``name`` is its checkpoint's stem."""
+
+    name: str
+    model: MusicModel
+    engine: Engine
+
+
 def music_spec(mm: MusicModel, *, seed: int, sampling: SamplingConfig, primer: Sequence[Note] | None,
                density: float | None, key: str | None, lookahead_s: float | None,
                max_seconds: float | None) -> StreamSpec:
@@ -87,17 +96,17 @@ def control_vector_for(mm: MusicModel, density: float | None, key: str | None) -
         raise InvalidRequest(str(exc)) from exc
 
 
-def render(mm: MusicModel, engine: Engine, req: RenderRequest, primer: Sequence[Note] | None, *,
-           timeout_s: float) -> list[Note]:
+def render(music: MusicBackend, req: RenderRequest, primer: Sequence[Note] | None, *, timeout_s: float) -> list[Note]:
     """``req.seconds`` of music as one offline engine stream; the primer is excluded unless asked for.
 
     Raises:
         InvalidRequest, EngineBusy, RenderTimeout (the stream is closed in every case).
     """
+    mm = music.model
     spec = music_spec(mm, seed=req.seed, sampling=req.sampling(), primer=primer, density=req.density,
                       key=req.key, lookahead_s=None, max_seconds=req.seconds)
     spec.max_steps = int(req.seconds * MAX_EVENTS_PER_S) + 16
-    tokens = collect(engine.open(spec), timeout_s)
+    tokens = collect(music.engine.open(spec), timeout_s)
     return performance_notes(mm, tokens, req.seconds, primer=primer, include_primer=req.include_primer)
 
 
@@ -134,6 +143,7 @@ class PortSession:
     id: str
     token_digest: bytes
     request: SessionCreate
+    music: MusicBackend  # the model it plays, on that model's engine
     api: str
     port: OutputPort
     player: Player
@@ -148,11 +158,11 @@ class PortSession:
 
 class PortSessions:
     """Server-side sessions playing into MIDI ports. Only the holder of a session's token may change or stop
-    it; a session its owner stops touching (``lease_s``) or that reaches its length is stopped, all notes off."""
+    it; a session its owner stops touching (``lease_s``) or that reaches its length is stopped, all notes off.
+    ``limit`` counts the sessions of every model."""
 
-    def __init__(self, mm: MusicModel, engine: Engine, *, limit: int, lease_s: float, lookahead_s: float,
-                 max_seconds: float, default_api: str | None, clock: Callable[[], float] = time.monotonic) -> None:
-        self.mm, self.engine = mm, engine
+    def __init__(self, *, limit: int, lease_s: float, lookahead_s: float, max_seconds: float,
+                 default_api: str | None, clock: Callable[[], float] = time.monotonic) -> None:
         self.limit, self.lease_s, self.lookahead_s, self.max_seconds = limit, lease_s, lookahead_s, max_seconds
         self.default_api = default_api
         self.clock = clock
@@ -170,8 +180,9 @@ class PortSessions:
     def __len__(self) -> int:
         return len(self._sessions)
 
-    def create(self, req: SessionCreate, open_port: PortOpener) -> tuple[PortSession, str]:
-        """Open the port and start playing; returns the session and its token (only its digest is kept)."""
+    def create(self, req: SessionCreate, open_port: PortOpener, music: MusicBackend) -> tuple[PortSession, str]:
+        """Open the port and start playing ``music``; returns the session and its token (only its digest is
+        kept)."""
         with self._lock:
             if len(self._sessions) >= self.limit:
                 raise Overloaded(f"all {self.limit} port sessions are in use: try again later")
@@ -180,7 +191,7 @@ class PortSessions:
             sid = secrets.token_hex(8)
             self._sessions[sid] = None  # type: ignore[assignment]  # reserve the slot while the port opens
         try:
-            session, token = self._open(sid, req, open_port)
+            session, token = self._open(sid, req, open_port, music)
         except BaseException:
             with self._lock:
                 self._sessions.pop(sid, None)
@@ -189,22 +200,23 @@ class PortSessions:
             self._sessions[sid] = session
         return session, token
 
-    def _open(self, sid: str, req: SessionCreate, open_port: PortOpener) -> tuple[PortSession, str]:
+    def _open(self, sid: str, req: SessionCreate, open_port: PortOpener,
+              music: MusicBackend) -> tuple[PortSession, str]:
         max_s = min(req.max_seconds or self.max_seconds, self.max_seconds)
-        spec = music_spec(self.mm, seed=req.seed, sampling=req.sampling(), primer=req.primer(),
+        spec = music_spec(music.model, seed=req.seed, sampling=req.sampling(), primer=req.primer(),
                           density=req.density, key=req.key, lookahead_s=self.lookahead_s, max_seconds=max_s)
         api = req.api or self.default_api
         port = open_port(req.port_name, api)
         player = Player(port, PlayerConfig(channel=req.channel), hub=self.hub)
         try:
-            stream = self.engine.open(spec)
-            playback = LivePlayback(stream, player, self.mm.codec, channel=req.channel).start()
+            stream = music.engine.open(spec)
+            playback = LivePlayback(stream, player, music.model.codec, channel=req.channel).start()
         except BaseException:
             player.stop()
             port.close()
             raise
         token = secrets.token_urlsafe(24)
-        return PortSession(sid, _digest(token), req, api or "default", port, player, playback, req.sampling(),
+        return PortSession(sid, _digest(token), req, music, api or "default", port, player, playback, req.sampling(),
                            req.density, req.key, self.clock()), token
 
     def list(self) -> list[PortSession]:
@@ -241,7 +253,7 @@ class PortSessions:
             if sent & {"density", "key"}:
                 density = change.density if "density" in sent else session.density
                 key = change.key if "key" in sent else session.key
-                session.playback.stream.set_controls(control_vector_for(self.mm, density, key))
+                session.playback.stream.set_controls(control_vector_for(session.music.model, density, key))
                 session.density, session.key = density, key
             if change.paused is not None and change.paused != session.paused:
                 (session.playback.pause if change.paused else session.playback.resume)()
@@ -258,8 +270,8 @@ class PortSessions:
         log.info("port session %s on %r stopped", session.id, session.request.port_name)
 
     def info(self, session: PortSession) -> SessionInfo:
-        return SessionInfo(id=session.id, port_name=session.request.port_name, api=session.api,
-                           channel=session.request.channel, temperature=session.sampling.temperature,
+        return SessionInfo(id=session.id, model=session.music.name, port_name=session.request.port_name,
+                           api=session.api, channel=session.request.channel, temperature=session.sampling.temperature,
                            top_k=session.sampling.top_k, top_p=session.sampling.top_p, density=session.density,
                            key=session.key, paused=session.paused, music_s=round(session.playback.stream.music_s, 3),
                            expires_in_s=round(max(0.0, session.touched_at + self.lease_s - self.clock()), 3))

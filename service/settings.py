@@ -1,7 +1,9 @@
 """Service settings: environment variables ``PERFRNN_*`` (e.g. ``PERFRNN_PORT=9000``), overridden by CLI flags.
 
 Validated at construction, so a bad value fails at start-up rather than on the first request. Checkpoints are
-named by file name only and always resolved inside ``checkpoints_dir``.
+named by file name only and always resolved inside ``checkpoints_dir``. Several music checkpoints may be served
+(``PERFRNN_MUSIC_CHECKPOINTS='["music.pt", "music-scores.pt"]'``): each is a model named by its file's stem, and
+the first that loads is the default.
 """
 
 from __future__ import annotations
@@ -9,12 +11,14 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_CHECKPOINTS_DIR = Path(__file__).resolve().parents[1] / "checkpoints"
 _FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+SIBLING_NAMES = ("text", "strokes")  # model names a music checkpoint's stem may not take
 
 
 class Settings(BaseSettings):
@@ -23,7 +27,10 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"  # loopback by default: expose deliberately with --host 0.0.0.0
     port: int = Field(8000, ge=1, le=65535)
     checkpoints_dir: Path = DEFAULT_CHECKPOINTS_DIR
-    music_checkpoint: str = "music.pt"  # file names inside checkpoints_dir; the card is <stem>.md beside it
+    # file names inside checkpoints_dir; the card is <stem>.md beside each. Music models are named by their stem;
+    # the first is the default, and a missing one is skipped (unless none exists: the service then says why)
+    music_checkpoints: list[str] = Field(["music.pt", "music-scores.pt"], min_length=1, max_length=16)
+    music_checkpoint: str | None = None  # deprecated: one music checkpoint, used when music_checkpoints is not set
     text_checkpoint: str = "text.pt"
     strokes_checkpoint: str = "strokes.pt"
     device: str = "cpu"
@@ -47,12 +54,31 @@ class Settings(BaseSettings):
     limit_concurrency: int = Field(256, ge=1)  # uvicorn: open connections beyond this get 503
     torch_threads: int = Field(1, ge=1, le=64)  # intra-op threads for the engine (set by ``perfrnn serve``)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_music_checkpoint(cls, data: Any) -> Any:
+        """``music_checkpoint`` (flag or ``PERFRNN_MUSIC_CHECKPOINT``) serves that one file, unless
+        ``music_checkpoints`` is given too."""
+        if isinstance(data, dict) and data.get("music_checkpoint") and "music_checkpoints" not in data:
+            return {**data, "music_checkpoints": [data["music_checkpoint"]]}
+        return data
+
     @field_validator("music_checkpoint", "text_checkpoint", "strokes_checkpoint")
     @classmethod
-    def _plain_file_name(cls, name: str) -> str:
-        if not _FILE_NAME.match(name) or ".." in name:
-            raise ValueError(f"a checkpoint is a file name inside checkpoints_dir (no path), got {name!r}")
+    def _plain_file_name(cls, name: str | None) -> str | None:
+        if name is not None:
+            _check_file_name(name)
         return name
+
+    @field_validator("music_checkpoints")
+    @classmethod
+    def _music_names(cls, names: list[str]) -> list[str]:
+        stems = [Path(_check_file_name(name)).stem for name in names]
+        if len(set(stems)) != len(stems):
+            raise ValueError(f"music checkpoints need distinct stems (a model is named by its stem), got {names}")
+        if clash := set(stems) & set(SIBLING_NAMES):
+            raise ValueError(f"a music checkpoint may not be named {min(clash)!r}: that is a sibling model's name")
+        return names
 
     @field_validator("port_api")
     @classmethod
@@ -71,9 +97,20 @@ class Settings(BaseSettings):
         """Engine capacity: every admitted stream fits, so the engine itself is never the one to refuse."""
         return self.max_renders + self.max_live_streams + self.max_port_sessions
 
+    @property
+    def music_names(self) -> list[str]:
+        """The music models' names: each checkpoint's stem, in the configured order."""
+        return [Path(name).stem for name in self.music_checkpoints]
+
     def checkpoint_path(self, file_name: str) -> Path:
         """``file_name`` inside ``checkpoints_dir``. Raises ValueError for anything that would leave it."""
         return resolve_inside(self.checkpoints_dir, file_name)
+
+
+def _check_file_name(name: str) -> str:
+    if not _FILE_NAME.match(name) or ".." in name:
+        raise ValueError(f"a checkpoint is a file name inside checkpoints_dir (no path), got {name!r}")
+    return name
 
 
 def resolve_inside(folder: Path, file_name: str) -> Path:

@@ -102,10 +102,10 @@ class MusicData:
             with np.load(path) as z:
                 return _unpack(z, len(stretches), len(pieces))
         jobs = [(p, s, self.codec) for s in stretches for p in pieces]
-        if self.workers > 1:
+        if self.workers > 1 and len(jobs) >= 256:  # spawn: forking a process that runs torch threads can hang
             import multiprocessing as mp
 
-            with mp.get_context("fork").Pool(self.workers) as pool:
+            with mp.get_context("spawn").Pool(self.workers) as pool:
                 flat = pool.map(_encode_all, jobs, chunksize=8)
         else:
             flat = [_encode_all(j) for j in jobs]

@@ -125,8 +125,7 @@ def split_results(mm: MusicModel, args: argparse.Namespace) -> dict[str, Any]:
 
     from performance_rnn.baselines import NGram
     from performance_rnn.codecs.performance import vocab_size
-    from performance_rnn.data.build import load_split
-    from performance_rnn.data.music import MusicData, MusicDataConfig, encode_piece
+    from performance_rnn.data.music import MusicData, MusicDataConfig
     from performance_rnn.train import batch_loss
 
     data = MusicData(args.data, MusicDataConfig(conditioned=mm.conditioned), mm.codec)
@@ -146,19 +145,16 @@ def split_results(mm: MusicModel, args: argparse.Namespace) -> dict[str, Any]:
     windows = {s: [w for w, _ in data.eval_windows(s, args.window)] for s in ("validation", args.split)}
     results["tokens"] = results["events"] = sum(len(w) - 1 for w in windows[args.split])
     print("fitting n-grams on the training split ...", file=sys.stderr)
-    _, pieces = load_split(args.data, "train")
-    train_seqs = [encode_piece(p, mm.codec)[0] for p in pieces]
+    train_seqs = [p.tokens.tolist() for p in data.encoded[data.stretches.index(1.0)]]  # unaugmented, cached
     v = vocab_size(mm.codec)
-    val_scores = {}
-    for order in range(1, args.max_order + 1):
-        lm = NGram(order, v).fit(train_seqs)
-        val_scores[order] = lm.nll(windows["validation"])
-        if order == 1:
-            results["unigram_nll"] = lm.nll(windows[args.split])
+    lm = NGram(args.max_order, v).fit(train_seqs)  # one fit; each lower order is scored from it
+    val_scores = {order: lm.nll(windows["validation"], order) for order in range(1, args.max_order + 1)}
+    results["unigram_nll"] = lm.nll(windows[args.split], 1)
     best = min(val_scores, key=val_scores.__getitem__)
     results["ngram_order"] = best
     results["ngram_validation_nll_by_order"] = val_scores
-    results["ngram_nll"] = NGram(best, v).fit(train_seqs).nll(windows[args.split])
+    results["ngram_nll_by_order"] = {order: lm.nll(windows[args.split], order) for order in range(1, args.max_order + 1)}
+    results["ngram_nll"] = results["ngram_nll_by_order"][best]
     print(f"{args.split} NLL per event (nats), {results['tokens']} events:")
     print(f"  LSTM, controls disabled   {results['model_nll']:.4f}")
     if mm.conditioned:

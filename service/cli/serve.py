@@ -1,6 +1,7 @@
 """``perfrnn serve``: the HTTP/WebSocket service and its web page.
 
     perfrnn serve --host 127.0.0.1 --port 8000
+    perfrnn serve --music-checkpoint music.pt --music-checkpoint music-scores.pt   # or music.pt,music-scores.pt
 
 Settings come from ``PERFRNN_*`` environment variables (see service/settings.py); a flag given here wins.
 """
@@ -16,7 +17,7 @@ if TYPE_CHECKING:
 
 # flag -> Settings field; only flags actually given override the environment
 _FLAGS = {
-    "host": "host", "port": "port", "checkpoints_dir": "checkpoints_dir", "music_checkpoint": "music_checkpoint",
+    "host": "host", "port": "port", "checkpoints_dir": "checkpoints_dir", "music_checkpoint": "music_checkpoints",
     "text_checkpoint": "text_checkpoint", "strokes_checkpoint": "strokes_checkpoint", "device": "device",
     "max_renders": "max_renders", "max_live_streams": "max_live_streams", "max_port_sessions": "max_port_sessions",
     "max_render_seconds": "max_render_seconds", "max_upload_bytes": "max_upload_bytes",
@@ -28,8 +29,13 @@ _FLAGS = {
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default=None, help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=None, help="TCP port (default 8000)")
-    p.add_argument("--checkpoints-dir", default=None, help="folder holding music.pt, text.pt, strokes.pt and cards")
-    p.add_argument("--music-checkpoint", default=None, help="file name inside the checkpoints folder")
+    p.add_argument("--checkpoints-dir", default=None,
+                   help="folder holding the checkpoints (music.pt, music-scores.pt, text.pt, strokes.pt) and cards")
+    p.add_argument("--music-checkpoint", action="append", default=None, metavar="FILE[,FILE...]",
+                   help="a music checkpoint's file name inside the checkpoints folder; repeat it (or separate names "
+                        "by commas) to serve several, each a model named by its stem (music.pt -> music) that "
+                        "requests choose with \"model\"; the first that loads is the default (default: music.pt, "
+                        "music-scores.pt; a missing one is skipped)")
     p.add_argument("--text-checkpoint", default=None)
     p.add_argument("--strokes-checkpoint", default=None)
     p.add_argument("--device", default=None, help="cpu or cuda")
@@ -51,7 +57,14 @@ def settings_from(args: argparse.Namespace) -> Settings:
     from service.settings import Settings
 
     overrides = {field: getattr(args, flag) for flag, field in _FLAGS.items() if getattr(args, flag) is not None}
+    if args.music_checkpoint is not None:
+        overrides["music_checkpoints"] = split_names(args.music_checkpoint)
     return Settings(**overrides)
+
+
+def split_names(values: list[str]) -> list[str]:
+    """``--music-checkpoint a.pt,b.pt --music-checkpoint c.pt`` -> ``["a.pt", "b.pt", "c.pt"]``."""
+    return [name.strip() for value in values for name in value.split(",") if name.strip()]
 
 
 def run(args: argparse.Namespace) -> int:

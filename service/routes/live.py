@@ -1,11 +1,12 @@
 """``/api/live``: one listener's live stream over a WebSocket, with controls mid-stream.
 
-Protocol (JSON text frames). The client opens with ``{"type": "start", ...}`` (``LiveStart``: seed,
-temperature, top_k, top_p, density, key, primer_pitches, max_seconds). The server answers ``started`` and
-then one ``note`` message per note-on/off (``LiveNote``): ``t`` is music time, ``at`` the wall-clock due
-time since the stream started (pauses included). The engine generates at most ``lookahead_s`` ahead of the
-wall clock, so notes arrive at musical pace, up to ``lookahead_s`` before they are due: a client schedules
-each at ``at`` on its own clock from its ``started``. Mid-stream the client may send ``{"type": "control",
+Protocol (JSON text frames). The client opens with ``{"type": "start", ...}`` (``LiveStart``: model, seed,
+temperature, top_k, top_p, density, key, primer_pitches, max_seconds; ``model`` names a music model, the
+default without it). The server answers ``started`` (with the model's name) and then one ``note`` message per
+note-on/off (``LiveNote``): ``t`` is music time, ``at`` the wall-clock due time since the stream started (pauses
+included). The model's engine generates at most ``lookahead_s`` ahead of the wall clock, so notes arrive at
+musical pace, up to ``lookahead_s`` before they are due: a client schedules each at ``at`` on its own clock from
+its ``started``. Mid-stream the client may send ``{"type": "control",
 "temperature": 0.8, "density": 4, "key": "Am"}`` (only the fields sent change; null removes density/key),
 ``pause``, ``resume`` or ``stop``. The stream ends with note-offs for every sounding note, then
 ``{"type": "end", "reason": "stopped" | "finished"}`` and close code 1000. Errors: ``{"type": "error", ...}``;
@@ -31,9 +32,9 @@ from performance_rnn.codecs.performance import final_velocity
 from performance_rnn.config import SamplingConfig
 from performance_rnn.engine import EngineBusy, Stream
 from service.deps import RuntimeDep
-from service.errors import Overloaded, ServiceError, status_of
+from service.errors import ModelUnavailable, Overloaded, ServiceError, status_of
 from service.schemas import LiveCommand, LiveControl, LiveNote, LiveStart
-from service.sessions import control_vector_for, music_spec
+from service.sessions import MusicBackend, control_vector_for, music_spec
 
 router = APIRouter(tags=["live"])
 log = logging.getLogger(__name__)
@@ -61,12 +62,14 @@ class LiveSocket:
         self.pause: bool | None = None  # a requested pause (True) or resume (False) not yet handled
         self.paused = False
         self.state: dict[str, Any] = {}  # the sampling and controls in force
+        self.music: MusicBackend | None = None  # the model the start message chose, with its engine
 
     async def run(self) -> None:
         rt = self.rt
-        if rt.models.music is None or rt.engine is None:
-            reason = rt.models.errors.get("music", "not loaded")
-            return await self._refuse(OVERLOADED, 503, f"the music model is unavailable: {reason}")
+        try:
+            rt.music()  # without the default music model there is nothing to stream: say so at once
+        except ModelUnavailable as exc:
+            return await self._refuse(OVERLOADED, status_of(exc), str(exc))
         try:
             rt.live.acquire()
         except Overloaded as exc:
@@ -84,16 +87,16 @@ class LiveSocket:
     async def _open(self) -> tuple[Stream, LiveStart] | None:
         """Read the start message and open the stream; None when refused (the socket is then closed)."""
         rt = self.rt
-        assert rt.models.music is not None and rt.engine is not None
         start = await self._start()
         if start is None:
             return None
         limit = rt.settings.max_live_seconds
         try:
-            spec = music_spec(rt.models.music, seed=start.seed, sampling=start.sampling(), primer=start.primer(),
+            self.music = rt.music(start.model)
+            spec = music_spec(self.music.model, seed=start.seed, sampling=start.sampling(), primer=start.primer(),
                               density=start.density, key=start.key, lookahead_s=rt.settings.lookahead_s,
                               max_seconds=min(start.max_seconds or limit, limit))
-            return rt.engine.open(spec), start
+            return self.music.engine.open(spec), start
         except (ServiceError, EngineBusy) as exc:
             status = status_of(exc)
             await self._refuse(OVERLOADED if status in (429, 503) else BAD_REQUEST, status, str(exc))
@@ -112,8 +115,8 @@ class LiveSocket:
             return None
 
     async def _play(self, stream: Stream, start: LiveStart) -> None:
-        mm = self.rt.models.music
-        assert mm is not None
+        assert self.music is not None
+        mm = self.music.model
         deadline = time.monotonic() + START_TIMEOUT_S
         while not stream.started_at:  # admitted at the engine's next step
             if stream.closed.is_set() or time.monotonic() > deadline:
@@ -123,7 +126,8 @@ class LiveSocket:
         self.state = {"temperature": start.temperature, "top_k": start.top_k, "top_p": start.top_p,
                       "density": start.density, "key": start.key}
         await self._send({"type": "started", "lookahead_s": stream.spec.lookahead_s,
-                          "max_seconds": stream.spec.max_seconds, "conditioned": mm.conditioned, **self.state})
+                          "max_seconds": stream.spec.max_seconds, "model": self.music.name,
+                          "conditioned": mm.conditioned, **self.state})
         reader = asyncio.create_task(self._read(stream))
         decoder = LiveDecoder(mm.codec, velocity=final_velocity(stream.spec.primer.tolist(), mm.codec))
         try:
@@ -133,8 +137,10 @@ class LiveSocket:
         if reason == "disconnected":
             return
         now = time.monotonic() - origin
-        for ev in decoder.release_all():  # nothing is left sounding on the client
-            await self._send(_note(ev, now))
+        # nothing is left sounding on the client: a stopped stream releases now, a finished one when its music ends
+        end = now if reason != "finished" else max(now, decoder.time_s + stream.started_at - origin)
+        for ev in decoder.release_all():
+            await self._send(_note(ev, end))
         await self._send({"type": "end", "reason": reason})
         await self._close(1000)
 
@@ -213,7 +219,8 @@ class LiveSocket:
         if new["temperature"] is None:
             new["temperature"] = self.state["temperature"]
         sampling = SamplingConfig(new["temperature"], new["top_k"], new["top_p"])
-        controls = control_vector_for(self.rt.models.music, new["density"], new["key"])  # type: ignore[arg-type]
+        assert self.music is not None
+        controls = control_vector_for(self.music.model, new["density"], new["key"])
         stream.set_sampling(sampling)
         if sent & {"density", "key"}:
             stream.set_controls(controls)

@@ -1,5 +1,6 @@
 """Music renders: a .mid download (JSON or multipart with a primer upload), the same as JSON events, and
-notes -> .mid (the web page's download of what it played)."""
+notes -> .mid (the web page's download of what it played). A render uses the music model its ``model`` names
+(GET /api/models), the default one without it."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from fastapi.responses import Response
 
 from midi_io.files import notes_to_midi_bytes
 from midi_io.notes import Note
-from service.deps import EngineDep, MusicDep, RuntimeDep
+from service.deps import RuntimeDep
 from service.errors import InvalidRequest
 from service.schemas import Events, NoteModel, NotesIn, RenderForm, RenderRequest, error_responses
 from service.sessions import primer_from_upload, render
@@ -24,26 +25,28 @@ MIDI_OUT: dict[int | str, dict[str, Any]] = {200: {"content": {MIDI: {}}, "descr
 
 
 @router.post("/render", response_class=Response, responses={**MIDI_OUT, **ERRORS})
-def render_midi(body: RenderRequest, rt: RuntimeDep, mm: MusicDep, engine: EngineDep) -> Response:
+def render_midi(body: RenderRequest, rt: RuntimeDep) -> Response:
     """Render music (optionally after a chord of primer pitches) to a .mid file."""
-    notes = _render(rt, mm, engine, body, body.primer())
+    notes = _render(rt, body, body.primer())
     return midi_response(notes, f"performance-{body.seed}.mid")
 
 
 @router.post("/render/upload", response_class=Response, responses={**MIDI_OUT, **ERRORS})
 def render_upload(form: Annotated[RenderForm, Form()], primer: Annotated[UploadFile, File(description="a .mid")],
-                  rt: RuntimeDep, mm: MusicDep, engine: EngineDep) -> Response:
+                  rt: RuntimeDep) -> Response:
     """Continue an uploaded .mid (its last ``max_primer_seconds``) and return the result as a .mid file."""
-    notes = primer_from_upload(primer.file.read(), primer.filename or "upload.mid", rt.settings.max_primer_seconds)
     req = form.request()
-    return midi_response(_render(rt, mm, engine, req, notes), f"performance-{req.seed}.mid")
+    rt.music(req.model)  # an unknown or missing model is refused before the upload is parsed
+    notes = primer_from_upload(primer.file.read(), primer.filename or "upload.mid", rt.settings.max_primer_seconds)
+    return midi_response(_render(rt, req, notes), f"performance-{req.seed}.mid")
 
 
 @router.post("/events", responses=ERRORS)
-def render_events(body: RenderRequest, rt: RuntimeDep, mm: MusicDep, engine: EngineDep) -> Events:
+def render_events(body: RenderRequest, rt: RuntimeDep) -> Events:
     """Render music and return its notes as JSON (seconds from the start)."""
-    notes = _render(rt, mm, engine, body, body.primer())
-    return Events(seconds=body.seconds, seed=body.seed, notes=[NoteModel.of(n) for n in notes])
+    music = rt.music(body.model)
+    notes = _render(rt, body, body.primer())
+    return Events(seconds=body.seconds, seed=body.seed, model=music.name, notes=[NoteModel.of(n) for n in notes])
 
 
 @router.post("/midi", response_class=Response, responses={**MIDI_OUT, **error_responses(400, 413, 422)})
@@ -57,10 +60,10 @@ def midi_response(notes: Sequence[Note], filename: str) -> Response:
                     headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 
-def _render(rt: RuntimeDep, mm: MusicDep, engine: EngineDep, req: RenderRequest,
-            primer: list[Note] | None) -> list[Note]:
+def _render(rt: RuntimeDep, req: RenderRequest, primer: list[Note] | None) -> list[Note]:
+    music = rt.music(req.model)
     limit = rt.settings.max_render_seconds
     if req.seconds > limit:
         raise InvalidRequest(f"seconds must be <= {limit:g} on this server, got {req.seconds:g}")
     with rt.renders.take():
-        return render(mm, engine, req, primer, timeout_s=rt.settings.render_timeout_s)
+        return render(music, req, primer, timeout_s=rt.settings.render_timeout_s)

@@ -1,7 +1,8 @@
 """Server-side port sessions: the server plays into a MIDI port (virtual, ALSA or JACK) of its own.
 
 Creating one returns its token once; changing or stopping it needs ``Authorization: Bearer <token>``. Any
-authorized call (an empty PATCH too) renews the session's lease; an abandoned session stops by itself.
+authorized call (an empty PATCH too) renews the session's lease; an abandoned session stops by itself. A session
+plays the music model its ``model`` names (GET /api/models), the default one without it.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from fastapi import APIRouter, Depends, Path
 from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from service.deps import PortOpenerDep, SessionsDep
+from service.deps import PortOpenerDep, RuntimeDep, SessionsDep
 from service.schemas import SessionCreate, SessionCreated, SessionInfo, SessionUpdate, error_responses
 
 router = APIRouter(prefix="/sessions", tags=["port sessions"])
@@ -24,9 +25,10 @@ ERRORS = error_responses(400, 401, 403, 404, 413, 422, 503)
 
 
 @router.post("", status_code=201, responses=error_responses(400, 413, 422, 429, 503))
-def create_session(body: SessionCreate, sessions: SessionsDep, open_port: PortOpenerDep) -> SessionCreated:
+def create_session(body: SessionCreate, rt: RuntimeDep, sessions: SessionsDep,
+                   open_port: PortOpenerDep) -> SessionCreated:
     """Start playing into a new port; the answer holds the session's token (shown only here)."""
-    session, token = sessions.create(body, open_port)
+    session, token = sessions.create(body, open_port, rt.music(body.model))
     return SessionCreated(**sessions.info(session).model_dump(), token=token)
 
 

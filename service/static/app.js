@@ -91,7 +91,9 @@ function startLive() {
   $("piano-roll").dataset.notes = "0";
   const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/api/live`);
   live.ws = ws;
-  ws.onopen = () => ws.send(JSON.stringify({ type: "start", seed: Number($("seed").value) || 0, ...controls() }));
+  const model = $("model").value || undefined;  // unset: the server's default music model
+  ws.onopen = () => ws.send(JSON.stringify({ type: "start", model, seed: Number($("seed").value) || 0,
+                                             ...controls() }));
   ws.onmessage = (e) => onMessage(JSON.parse(e.data));
   ws.onclose = () => { if (live.ws === ws) finish("disconnected"); };
   setStatus("connecting…");
@@ -108,7 +110,8 @@ function onMessage(msg) {
   const now = performance.now() / 1000;
   if (msg.type === "started") {
     live.origin = now + BUFFER_S;
-    setStatus(msg.conditioned ? "playing" : "playing (this model takes no density/key)");
+    const on = msg.model ? ` ${msg.model}` : "";
+    setStatus(msg.conditioned ? `playing${on}` : `playing${on} (this model takes no density/key)`);
   } else if (msg.type === "note") {
     const due = live.origin + msg.at;
     live.lastT = Math.max(live.lastT, msg.t);
@@ -171,6 +174,7 @@ function setButtons(running) {
   $("pause").disabled = !running;
   $("stop").disabled = !running;
   $("pause").textContent = "Pause";
+  $("model").disabled = running;  // a stream keeps the model it started with
   $("download").disabled = running ? false : live.played.length === 0;
 }
 
@@ -266,6 +270,20 @@ async function drawStrokes() {
   } catch (e) { $("strokes-status").textContent = e.message; $("strokes-status").className = "error"; }
 }
 
+// ---------- the music model selector ----------
+async function fillModels() {
+  try {
+    const models = (await (await fetch("/api/models")).json()).filter((m) => m.kind === "music" && m.loaded);
+    for (const m of models) {
+      const option = new Option(m.default ? `${m.name} (default)` : m.name, m.name);
+      option.title = m.file;
+      $("model").add(option);
+      if (m.default) $("model").value = m.name;
+    }
+    $("model-label").hidden = models.length < 2;  // one model: nothing to choose
+  } catch (e) { /* no list: streams use the server's default model */ }
+}
+
 // ---------- wiring ----------
 function wire() {
   for (const [i, name] of KEYS.entries()) {
@@ -290,6 +308,7 @@ function wire() {
   $("key").onchange = () => send({ type: "control", key: controls().key });
   $("text-go").onclick = generateText;
   $("strokes-go").onclick = drawStrokes;
+  fillModels();
   fetch("/api/health").then((r) => r.json()).then((h) => {
     const names = Object.entries(h.models).map(([k, ok]) => `${k} ${ok ? "✓" : "✗"}`).join(" · ");
     $("health").textContent = `models: ${names}`;

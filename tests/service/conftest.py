@@ -1,5 +1,6 @@
-"""Service fixtures: a checkpoints folder (the baby music model, tiny text and stroke models, a card), settings,
-the app under its lifespan, a fake port opener, and the JACK helpers from tests/midi_io."""
+"""Service fixtures: a checkpoints folder (the baby music model, tiny text and stroke models, a card), a folder with
+two music checkpoints, settings, the app under its lifespan, a fake port opener, and the JACK helpers from
+tests/midi_io."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from service.settings import Settings
 
 TEXT_VOCAB = "\n !',.:;?ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 MUSIC_CARD = "# Music model\n\nA baby model for tests.\n"
+SCORES_CARD = "# Scores model\n\nThe same baby model under a second name.\n"
 
 
 def _load_by_path(name: str, path: Path) -> ModuleType:
@@ -73,6 +75,17 @@ def checkpoints_dir(baby_checkpoint: Path, tmp_path_factory: pytest.TempPathFact
     tiny_text_checkpoint(folder / "text.pt")
     tiny_stroke_checkpoint(folder / "strokes.pt")
     (tmp_path_factory.getbasetemp() / "secret.md").write_text("outside the checkpoints folder")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def two_models_dir(baby_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two music checkpoints (the baby model under both default names, each with its card), no siblings."""
+    folder = tmp_path_factory.mktemp("two-models")
+    for name in ("music", "music-scores"):
+        shutil.copy(baby_checkpoint, folder / f"{name}.pt")
+    (folder / "music.md").write_text(MUSIC_CARD, encoding="utf-8")
+    (folder / "music-scores.md").write_text(SCORES_CARD, encoding="utf-8")
     return folder
 
 

@@ -22,3 +22,16 @@ def test_invalid_settings_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["serve", "--port", "70000"]) == 2
     assert "port" in capsys.readouterr().err
     assert main(["serve", "--music-checkpoint", "../../etc/passwd"]) == 2
+
+
+def test_music_checkpoint_may_be_repeated_or_comma_separated(tmp_path: Path) -> None:
+    argv = ["serve", "--music-checkpoint", "a.pt,b.pt", "--music-checkpoint", "c.pt"]
+    assert settings_from(build_parser("serve").parse_args(argv)).music_checkpoints == ["a.pt", "b.pt", "c.pt"]
+    assert settings_from(build_parser("serve").parse_args(["serve"])).music_checkpoints == ["music.pt",
+                                                                                           "music-scores.pt"]
+
+
+def test_help_explains_several_music_checkpoints(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        build_parser("serve").parse_args(["serve", "--help"])
+    assert "repeat it" in " ".join(capsys.readouterr().out.split())

@@ -1,0 +1,96 @@
+"""The keyboard mask: unit rules, and zero impossible events from every sampling path (files, engine, beam)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from performance_rnn.codecs.performance import PerformanceCodecConfig
+from performance_rnn.config import SamplingConfig
+from performance_rnn.engine import StreamSpec
+from performance_rnn.fast_step import FastStep
+from performance_rnn.keyboard import KeyboardMask, impossible_events
+from performance_rnn.music import load_music, music_engine, primer_tokens
+from performance_rnn.sampling import beam_search, generate, generators_from_seeds
+
+CFG = PerformanceCodecConfig()
+ON, OFF, SHIFT, VEL = 0, 128, 255, 355  # SHIFT + k is a shift of k steps, VEL + b velocity bin b
+
+
+def test_rules_of_the_keyboard() -> None:
+    mask = KeyboardMask.of(CFG, [[VEL + 20, ON + 60]])
+    ok = mask.allowed()[0]
+    assert not ok[ON + 60] and not ok[OFF + 60]  # no re-strike, no zero-length note in the same step
+    assert not ok[OFF + 61] and ok[ON + 61]  # no release of a key that is up
+    assert ok[SHIFT + 1 : SHIFT + 101].all() and ok[VEL + 1 : VEL + 33].all()
+    mask.update(torch.tensor([SHIFT + 10]))
+    ok = mask.allowed()[0]
+    assert ok[OFF + 60] and not ok[ON + 60]
+    mask.update(torch.tensor([OFF + 60]))
+    ok = mask.allowed()[0]
+    assert ok[ON + 60] and not ok[OFF + 60]
+
+
+def test_a_note_past_the_guard_keeps_its_key_until_its_note_off() -> None:
+    """The decoder releases it at 5 s but pairs the next NOTE_OFF with it (note_seq's rule), so the key
+    stays taken: a re-strike before that NOTE_OFF would be closed by it."""
+    mask = KeyboardMask.of(CFG, [[ON + 60] + [SHIFT + 100] * 7])
+    assert not mask.allowed()[0, ON + 60] and mask.allowed()[0, OFF + 60]
+
+
+def test_the_independent_check_finds_each_kind() -> None:
+    found = impossible_events([ON + 60, ON + 60, OFF + 60, SHIFT + 1, OFF + 60, OFF + 61], CFG)
+    assert [i for i, _ in found] == [1, 2, 4, 5]  # re-strike, zero length, key up (twice)
+
+
+@pytest.fixture(scope="module")
+def mm(baby_checkpoint: Path):  # noqa: ANN201
+    return load_music(baby_checkpoint)
+
+
+def _sample(mm, masked: bool, n: int = 4, steps: int = 400) -> list[list[int]]:  # noqa: ANN001
+    tokens, _ = primer_tokens(mm, None)
+    prim = torch.tensor(tokens)
+    ctrl = torch.zeros(21)
+    ctrl[0] = 1.0
+    out: list[list[int]] = [[] for _ in range(n)]
+    for o, _ in generate(FastStep(mm.model), mm.head, [prim] * n, [SamplingConfig(temperature=1.5)] * n,
+                         generators_from_seeds(range(n)), max_steps=steps,
+                         primer_controls=[ctrl.expand(len(tokens), -1)] * n,
+                         controls=lambda t, last: ctrl.expand(n, -1),
+                         mask=KeyboardMask.of(mm.codec, [tokens] * n) if masked else None):
+        for i in range(n):
+            out[i].append(int(o[i]))
+    return out
+
+
+def test_sampling_plays_no_impossible_event(mm) -> None:  # noqa: ANN001
+    assert all(impossible_events(seq, mm.codec) == [] for seq in _sample(mm, masked=True))
+    # the check has teeth: the same barely-trained model unmasked plays impossible events
+    assert sum(len(impossible_events(seq, mm.codec)) for seq in _sample(mm, masked=False)) > 0
+
+
+def test_engine_streams_play_no_impossible_event(mm) -> None:  # noqa: ANN001
+    tokens, _ = primer_tokens(mm, None)
+    with music_engine(mm, max_streams=8) as engine:
+        streams = [engine.open(StreamSpec(torch.tensor(tokens), SamplingConfig(temperature=1.5), seed=s,
+                                          lookahead_s=None, max_steps=300 + 50 * s)) for s in range(4)]
+        for s in streams:
+            seq = []
+            while (t := s.tokens.get(timeout=30)) is not None:
+                seq.append(t)
+            assert len(seq) == s.spec.max_steps
+            assert impossible_events(seq, mm.codec, primer=tokens) == []
+
+
+def test_beam_search_plays_no_impossible_event(mm) -> None:  # noqa: ANN001
+    tokens, _ = primer_tokens(mm, None)
+    ctrl = torch.zeros(300, 21)
+    ctrl[:, 0] = 1.0
+    seq, _ = beam_search(FastStep(mm.model), mm.head, torch.tensor(tokens), beam_size=3, branch_factor=3,
+                         max_steps=300, sampling=SamplingConfig(temperature=1.5), primer_controls=ctrl[: len(tokens)],
+                         controls=ctrl, mask=KeyboardMask.of(mm.codec, [tokens]),
+                         generator=torch.Generator().manual_seed(1))
+    assert len(seq) == 300 and impossible_events(seq, mm.codec) == []
