@@ -94,6 +94,8 @@ class MusicData:
 
     def _encoded(self, split: str, pieces: list[np.ndarray], stretches: tuple[float, ...]) -> list[list[EncodedPiece]]:
         """Every piece encoded at every stretch, from the on-disk cache when the notes and codec match."""
+        if not pieces:
+            return [[] for _ in stretches]
         h = hashlib.sha1(json.dumps([asdict(self.codec), list(stretches), split]).encode())
         for p in pieces:
             h.update(p.tobytes())

@@ -48,3 +48,16 @@ def test_event_controls_measure_the_music_ahead() -> None:
     hist = first[9:]
     assert hist[0] == pytest.approx(hist[4], rel=0.05) and hist[0] > 0.45  # C and E share the mass (up to 10 ms rounding)
     assert (ctrl[:, 0] == 0).all()
+
+
+def test_density_window_edge_is_exact() -> None:
+    """An onset exactly 3 s ahead is outside the [t, t + 3 s) window (float seconds once let it in)."""
+    # 9 notes in the first 3 s (3 notes/s), then one exactly at 3.0 s: 9 / 3 = 3 n/s -> bin 2, not 10 / 3
+    notes = [Note(60 + i, 80, i / 3, i / 3 + 0.1) for i in range(9)] + [Note(72, 80, 3.0, 3.1)]
+    events = notes_to_events(notes, CFG)
+    ctrl = event_controls(events, CFG)
+    assert np.argmax(ctrl[0, 1:9]) == density_bin(9 / 3.0) == 2
+    # and the case that drifted: 12 onsets at 0.25 s steps, the 13th exactly at 3.0 s -> 4 n/s (bin 3) at t=0
+    notes = [Note(60, 80, i * 0.25, i * 0.25 + 0.1) for i in range(13)]
+    ctrl = event_controls(notes_to_events(notes, CFG), CFG)
+    assert np.argmax(ctrl[0, 1:9]) == density_bin(12 / 3.0) == 3
