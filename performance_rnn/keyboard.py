@@ -53,6 +53,24 @@ class KeyboardMask:
         ok[:, self.off0 : self.off0 + 128] = open_ & (self.start < self.step.unsqueeze(1))
         return ok
 
+    def apply(self, logits: Tensor) -> Tensor:
+        """Mask the logits (B, V), keeping each event type's probability: the mass the model gives to
+        impossible NOTE_ONs goes to the possible NOTE_ONs, and that of impossible NOTE_OFFs to the keys that are
+        held (in proportion to their own probabilities). The model decides *whether* to release a key; the mask
+        only corrects *which*. (Plain renormalisation would spread a barely trained model's note-off mass over
+        everything, so notes would pile up until the duration guard.) A type with no possible event loses its
+        mass to the others in proportion."""
+        ok = self.allowed()
+        x = logits.float()
+        out = x.masked_fill(~ok, float("-inf"))
+        for lo in (self.on0, self.off0):
+            group, allowed = x[:, lo : lo + 128], ok[:, lo : lo + 128]
+            total = torch.logsumexp(group, dim=1, keepdim=True)
+            kept = torch.logsumexp(group.masked_fill(~allowed, float("-inf")), dim=1, keepdim=True)
+            lift = torch.where(allowed.any(dim=1, keepdim=True), total - kept, torch.zeros_like(total))
+            out[:, lo : lo + 128] = out[:, lo : lo + 128] + lift
+        return out
+
     def update(self, tokens: Tensor) -> None:
         """Advance every stream by its token (B,); -1 leaves a stream as it is."""
         tok = tokens.to(self.start.device).long()

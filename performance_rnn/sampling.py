@@ -36,6 +36,8 @@ class TokenMask(Protocol):
 
     def allowed(self) -> Tensor: ...  # (B, V) bool
 
+    def apply(self, logits: Tensor) -> Tensor: ...  # (B, V) logits with the impossible ones at -inf
+
     def update(self, tokens: Tensor) -> None: ...  # (B,); -1 leaves a stream unchanged
 
     def select(self, index: Tensor) -> TokenMask: ...
@@ -93,7 +95,7 @@ def advance(
     ``controls`` (B, C) condition the output *after* this one. The state is carried, never re-zeroed.
     ``mask`` rules out impossible outputs (their logits become -inf) and is advanced by the outputs.
     """
-    params = frontier.params if mask is None else frontier.params.masked_fill(~mask.allowed(), float("-inf"))
+    params = frontier.params if mask is None else mask.apply(frontier.params)
     outputs = head.sample(params, settings, generators)
     if mask is not None:
         mask.update(outputs)
@@ -178,7 +180,7 @@ def beam_search(
         mask = None if mask is None else mask.select(rep)
         settings = BatchSampling.of([sampling] * len(rep), primer.device)
         for _ in range(min(steps_per_iteration, max_steps - t)):
-            params = frontier.params if mask is None else frontier.params.masked_fill(~mask.allowed(), float("-inf"))
+            params = frontier.params if mask is None else mask.apply(frontier.params)
             logp = filtered_log_probs(params, settings).double()  # (beams, V)
             token = head.sample(params, settings, [gen] * len(rep))
             scores = scores + logp.gather(1, token.unsqueeze(1)).squeeze(1)

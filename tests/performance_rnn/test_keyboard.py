@@ -94,3 +94,20 @@ def test_beam_search_plays_no_impossible_event(mm) -> None:  # noqa: ANN001
                          controls=ctrl, mask=KeyboardMask.of(mm.codec, [tokens]),
                          generator=torch.Generator().manual_seed(1))
     assert len(seq) == 300 and impossible_events(seq, mm.codec) == []
+
+
+def test_masking_keeps_each_event_types_probability() -> None:
+    """The model's chance of releasing *some* key stays; the mask only moves it onto the keys that are held."""
+    mask = KeyboardMask.of(CFG, [[VEL + 20, ON + 60, ON + 64, SHIFT + 5]])
+    logits = torch.randn(1, 388, generator=torch.Generator().manual_seed(0))
+    before = torch.softmax(logits, -1)[0]
+    after = torch.softmax(mask.apply(logits), -1)[0]
+    assert after[OFF : OFF + 128].sum() == pytest.approx(float(before[OFF : OFF + 128].sum()), rel=1e-5)
+    assert set(torch.nonzero(after[OFF : OFF + 128]).flatten().tolist()) == {60, 64}
+    assert after[OFF + 60] / after[OFF + 64] == pytest.approx(float(before[OFF + 60] / before[OFF + 64]), rel=1e-4)
+    assert after[ON + 60] == 0 and after[ON : ON + 128].sum() == pytest.approx(float(before[ON : ON + 128].sum()),
+                                                                               rel=1e-5)
+    assert after[SHIFT + 1 :].sum() == pytest.approx(float(before[SHIFT + 1 :].sum()), rel=1e-5)
+    # with no key held, the note-off mass is shared by the rest in proportion
+    empty = torch.softmax(KeyboardMask.of(CFG, [[VEL + 20]]).apply(logits), -1)[0]
+    assert empty[OFF : OFF + 128].sum() == 0 and empty.sum() == pytest.approx(1.0)

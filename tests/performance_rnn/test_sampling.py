@@ -131,6 +131,9 @@ def test_beam_search_respects_a_mask(model: RecurrentModel) -> None:
             ok[:, ::2] = False
             return ok
 
+        def apply(self, logits: torch.Tensor) -> torch.Tensor:
+            return logits.masked_fill(~self.allowed(), float("-inf"))
+
         def update(self, tokens: torch.Tensor) -> None:
             pass
 
