@@ -38,12 +38,26 @@ class KeyboardMask:
     @classmethod
     def of(cls, cfg: PerformanceCodecConfig, tokens: Sequence[Sequence[int]],
            device: torch.device | str = "cpu") -> KeyboardMask:
-        """The masks after each stream's primer ``tokens[b]`` (which may leave notes sounding)."""
+        """The masks after each stream's primer ``tokens[b]`` (which may leave notes sounding). One plain Python
+        pass per primer and one tensor copy: this runs on the engine thread when a stream joins, so it must not
+        cost a tensor op per primer token while the other streams wait."""
         mask = cls(cfg, len(tokens), device)
-        longest = max((len(t) for t in tokens), default=0)
-        for i in range(longest):  # primers are short and this runs once per stream
-            col = [t[i] if i < len(t) else -1 for t in tokens]
-            mask.update(torch.tensor(col, dtype=torch.long, device=device))
+        starts, steps = [], []
+        for seq in tokens:
+            start, step = [-1] * 128, 0
+            for t in seq:
+                t = int(t)
+                if mask.on0 <= t < mask.on0 + 128:
+                    start[t - mask.on0] = step
+                elif mask.off0 <= t < mask.off0 + 128:
+                    start[t - mask.off0] = -1
+                elif mask.shift0 <= t < mask.shift0 + cfg.max_shift_steps:
+                    step += t - mask.shift0 + 1
+            starts.append(start)
+            steps.append(step)
+        if tokens:
+            mask.start = torch.tensor(starts, dtype=torch.long, device=device)
+            mask.step = torch.tensor(steps, dtype=torch.long, device=device)
         return mask
 
     def allowed(self) -> Tensor:

@@ -111,3 +111,16 @@ def test_masking_keeps_each_event_types_probability() -> None:
     # with no key held, the note-off mass is shared by the rest in proportion
     empty = torch.softmax(KeyboardMask.of(CFG, [[VEL + 20]]).apply(logits), -1)[0]
     assert empty[OFF : OFF + 128].sum() == 0 and empty.sum() == pytest.approx(1.0)
+
+
+def test_priming_a_mask_equals_feeding_its_tokens_one_by_one() -> None:
+    import random
+
+    rng = random.Random(4)
+    primers = [[rng.choice([ON + 60, OFF + 60, ON + 61, OFF + 61, SHIFT + 3, VEL + 9]) for _ in range(n)]
+               for n in (0, 5, 40)]
+    fast = KeyboardMask.of(CFG, primers)
+    slow = KeyboardMask(CFG, len(primers))
+    for i in range(max(len(p) for p in primers)):
+        slow.update(torch.tensor([p[i] if i < len(p) else -1 for p in primers]))
+    assert torch.equal(fast.start, slow.start) and torch.equal(fast.step, slow.step)
