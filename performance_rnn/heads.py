@@ -77,6 +77,11 @@ def filtered_log_probs(logits: Tensor, settings: BatchSampling) -> Tensor:
     return torch.log_softmax(filtered, dim=-1)
 
 
+def _unfiltered(settings: BatchSampling) -> bool:
+    """True when no stream is greedy or uses top-k/top-p: a plain softmax at temperature gives its distribution."""
+    return not bool(torch.any((settings.top_k > 0) | (settings.top_p < 1) | (settings.temperature <= 0)))
+
+
 class CategoricalHead:
     """A softmax over ``vocab_size`` tokens. Temperature divides the logits."""
 
@@ -85,7 +90,12 @@ class CategoricalHead:
 
     def sample(self, params: Tensor, settings: BatchSampling, generators: Sequence[torch.Generator]) -> Tensor:
         """params (B, V) logits -> tokens (B,) int64, by inverse CDF on a per-stream uniform."""
-        probs = filtered_log_probs(params, settings).exp().double()  # (B, V)
+        if _unfiltered(settings):  # the usual case: skip the sort that top-k/top-p need (same numbers)
+            temp = settings.temperature.to(params.device).unsqueeze(1).clamp_min(1e-6)
+            logp = torch.log_softmax(params.float() / temp, dim=-1)
+        else:
+            logp = filtered_log_probs(params, settings)
+        probs = logp.exp().double()  # (B, V)
         cdf = torch.cumsum(probs, dim=-1)
         u = draw_uniform(generators).to(probs.device) * cdf[:, -1:]  # (B, 1)
         tokens = torch.searchsorted(cdf, u, right=True).squeeze(1)

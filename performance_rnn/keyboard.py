@@ -32,6 +32,8 @@ class KeyboardMask:
         self.off0 = encode_event(Event(EventType.NOTE_OFF, 0), cfg)
         self.shift0 = encode_event(Event(EventType.TIME_SHIFT, 1), cfg)
         self.vocab = vocab_size(cfg)
+        if self.off0 != self.on0 + 128:
+            raise ValueError("the keyboard mask needs NOTE_OFF ids right after the 128 NOTE_ON ids (the codec's table)")
         self.start = torch.full((batch, 128), -1, dtype=torch.long, device=device)  # step of the open note, -1 none
         self.step = torch.zeros(batch, dtype=torch.long, device=device)
 
@@ -60,11 +62,14 @@ class KeyboardMask:
             mask.step = torch.tensor(steps, dtype=torch.long, device=device)
         return mask
 
-    def allowed(self) -> Tensor:
+    def _keys_allowed(self) -> Tensor:
+        """(B, 2, 128) bool: which NOTE_ONs (row 0) and NOTE_OFFs (row 1) are possible now."""
         open_ = self.start >= 0
+        return torch.stack([~open_, open_ & (self.start < self.step.unsqueeze(1))], dim=1)
+
+    def allowed(self) -> Tensor:
         ok = torch.ones(self.start.shape[0], self.vocab, dtype=torch.bool, device=self.start.device)
-        ok[:, self.on0 : self.on0 + 128] = ~open_
-        ok[:, self.off0 : self.off0 + 128] = open_ & (self.start < self.step.unsqueeze(1))
+        ok[:, self.on0 : self.on0 + 256] = self._keys_allowed().flatten(1)
         return ok
 
     def apply(self, logits: Tensor) -> Tensor:
@@ -73,16 +78,15 @@ class KeyboardMask:
         held (in proportion to their own probabilities). The model decides *whether* to release a key; the mask
         only corrects *which*. (Plain renormalisation would spread a barely trained model's note-off mass over
         everything, so notes would pile up until the duration guard.) A type with no possible event loses its
-        mass to the others in proportion."""
-        ok = self.allowed()
+        mass to the others in proportion. Both key groups are handled in one pass (a few tensor ops: this runs
+        at every step of every stream)."""
         x = logits.float()
-        out = x.masked_fill(~ok, float("-inf"))
-        for lo in (self.on0, self.off0):
-            group, allowed = x[:, lo : lo + 128], ok[:, lo : lo + 128]
-            total = torch.logsumexp(group, dim=1, keepdim=True)
-            kept = torch.logsumexp(group.masked_fill(~allowed, float("-inf")), dim=1, keepdim=True)
-            lift = torch.where(allowed.any(dim=1, keepdim=True), total - kept, torch.zeros_like(total))
-            out[:, lo : lo + 128] = out[:, lo : lo + 128] + lift
+        keys = x[:, self.on0 : self.on0 + 256].view(-1, 2, 128)  # NOTE_ON and NOTE_OFF logits, side by side
+        kept = keys.masked_fill(~self._keys_allowed(), float("-inf"))
+        lift = torch.logsumexp(keys, dim=2, keepdim=True) - torch.logsumexp(kept, dim=2, keepdim=True)
+        lift = torch.where(torch.isinf(lift), 0.0, lift)  # a group with nothing possible: no mass to move
+        out = x.clone()
+        out[:, self.on0 : self.on0 + 256] = (kept + lift).flatten(1)
         return out
 
     def update(self, tokens: Tensor) -> None:

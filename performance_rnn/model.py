@@ -48,6 +48,15 @@ class RecurrentModel(nn.Module):
             return self.embed(inputs)
         return nn.functional.one_hot(inputs, self.config.input_size).float()
 
+    def embed_inputs(self, inputs: Tensor, controls: Tensor | None) -> Tensor:
+        """inputs (B, T[, D]), controls (B, T, C) -> the LSTM's input sequence (B, T, E + C)."""
+        x = self._embed(inputs)  # (B, T, E)
+        if self.config.control_size:
+            if controls is None:
+                raise ValueError("this model is conditioned: pass controls (B, T, C)")
+            x = torch.cat([x, controls.to(x.dtype)], dim=-1)
+        return x
+
     def initial_state(self, batch_size: int, device: torch.device | str = "cpu") -> LSTMState:
         shape = (self.config.num_layers, batch_size, self.config.hidden_size)
         return LSTMState(torch.zeros(shape, device=device), torch.zeros(shape, device=device))
@@ -56,11 +65,7 @@ class RecurrentModel(nn.Module):
         self, inputs: Tensor, state: LSTMState | None = None, controls: Tensor | None = None
     ) -> tuple[Tensor, LSTMState]:
         """inputs (B, T) int64 or (B, T, D) float; controls (B, T, C) -> params (B, T, P), state."""
-        x = self._embed(inputs)  # (B, T, E)
-        if self.config.control_size:
-            if controls is None:
-                raise ValueError("this model is conditioned: pass controls (B, T, C)")
-            x = torch.cat([x, controls.to(x.dtype)], dim=-1)  # (B, T, E + C)
+        x = self.embed_inputs(inputs, controls)
         if state is None:
             state = self.initial_state(inputs.shape[0], inputs.device)
         y, (h, c) = self.lstm(x, (state.h, state.c))  # (B, T, H)

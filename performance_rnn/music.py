@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import torch
 
@@ -27,7 +28,7 @@ from performance_rnn.codecs.performance import (
 from performance_rnn.config import SamplingConfig
 from performance_rnn.engine import Engine, StreamSpec
 from performance_rnn.errors import CheckpointError
-from performance_rnn.fast_step import FastStep
+from performance_rnn.fast_step import WEIGHTS, FastStep, Weights, choose_weights
 from performance_rnn.heads import CategoricalHead
 from performance_rnn.keyboard import KeyboardMask
 from performance_rnn.model import RecurrentModel
@@ -44,6 +45,12 @@ class MusicModel:
     head: CategoricalHead
     codec: PerformanceCodecConfig
     meta: dict = field(default_factory=dict)
+    weights: Weights = "float32"  # how the inference step stores its weights (see performance_rnn.fast_step)
+
+    @cached_property
+    def fast(self) -> FastStep:
+        """The inference step (priming and sampling) every generation path uses, built once."""
+        return FastStep(self.model, weights=self.weights)
 
     @property
     def conditioned(self) -> bool:
@@ -54,15 +61,26 @@ class MusicModel:
         return next(self.model.parameters()).device
 
 
-def load_music(path: str | os.PathLike[str], device: str = "cpu") -> MusicModel:
-    """Load a music checkpoint. Raises CheckpointError."""
+def load_music(path: str | os.PathLike[str], device: str = "cpu", weights: str = "auto") -> MusicModel:
+    """Load a music checkpoint. ``weights``: "auto" (int8 on a CPU where it keeps the model within tolerance,
+    see ``fast_step.choose_weights``; else float32), or one of float32, bfloat16, int8.
+    Raises CheckpointError, or ValueError for an unknown or unavailable ``weights``."""
+    if weights != "auto" and weights not in WEIGHTS:
+        raise ValueError(f"weights must be auto or one of {', '.join(WEIGHTS)}, got {weights!r}")
     ckpt = load_raw(path)
     if ckpt["kind"] != "music":
         raise CheckpointError(f"{path}: a {ckpt['kind']!r} checkpoint, not a music one")
     codec_dict = {k: v for k, v in ckpt["codec"].items() if k != "name"}
     codec = PerformanceCodecConfig(**codec_dict)
     model = build_model(ckpt, device)
-    return MusicModel(model, CategoricalHead(model.config.output_size), codec, dict(ckpt.get("meta", {})))
+    if weights == "auto":
+        default = torch.from_numpy(control_vector(None, None)) if model.config.control_size == CONTROL_DIM else None
+        start = encode_event(Event(EventType.VELOCITY, velocity_to_bin(DEFAULT_VELOCITY, codec)), codec)
+        weights = choose_weights(model, start, default)
+    mm = MusicModel(model, CategoricalHead(model.config.output_size), codec, dict(ckpt.get("meta", {})),
+                    weights)  # type: ignore[arg-type]
+    mm.fast  # noqa: B018 - build the step now: int8 weights pack at load, not in the first request
+    return mm
 
 
 def parse_key(key: str) -> list[float]:
@@ -152,7 +170,7 @@ def generate_performances(
 
     batch_ctrl = None if ctrl is None else ctrl.to(dev).expand(n, -1)
     for outputs, active in generate(
-        FastStep(mm.model), mm.head, [prim] * n, [sampling] * n, generators_from_seeds(seeds),
+        mm.fast, mm.head, [prim] * n, [sampling] * n, generators_from_seeds(seeds),
         max_steps=int(seconds * max_events_per_second) + 16,
         primer_controls=None if prim_ctrl is None else [prim_ctrl] * n,
         controls=(lambda t, last: batch_ctrl) if batch_ctrl is not None else None,
@@ -185,7 +203,7 @@ def beam_performance(mm: MusicModel, *, seconds: float, beam_size: int, seed: in
     def finished(seqs: torch.Tensor) -> torch.Tensor:
         return shift_seconds(seqs.cpu(), mm.codec).sum(dim=1) >= seconds
 
-    seq, _ = beam_search(FastStep(mm.model), mm.head, prim, beam_size=beam_size, max_steps=steps, sampling=sampling,
+    seq, _ = beam_search(mm.fast, mm.head, prim, beam_size=beam_size, max_steps=steps, sampling=sampling,
                          generator=generators_from_seeds([seed])[0], branch_factor=branch_factor,
                          steps_per_iteration=steps_per_iteration,
                          primer_controls=None if ctrl is None else ctrl.to(dev).expand(len(tokens), -1),
@@ -214,7 +232,7 @@ def music_engine(mm: MusicModel, *, fast: bool = True, max_streams: int = 64, ke
                  **kw: object) -> Engine:
     """An engine for this music model: the fused step (``fast``), music-time pacing by TIME_SHIFT tokens,
     the disable-conditioning vector as the default control of a conditioned model, and the keyboard mask."""
-    model = FastStep(mm.model) if fast else mm.model
+    model = mm.fast if fast else mm.model
     default = torch.from_numpy(control_vector(None, None)) if mm.conditioned else None
     masks = (lambda primers: KeyboardMask.of(mm.codec, primers, mm.device)) if keyboard_mask else None
     return Engine(model, mm.head, seconds_of=lambda t: shift_seconds(t, mm.codec), default_controls=default,

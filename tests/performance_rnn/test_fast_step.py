@@ -1,8 +1,11 @@
+from pathlib import Path
+
 import pytest
 import torch
 
 from performance_rnn.config import ModelConfig
-from performance_rnn.fast_step import FastStep
+from performance_rnn import fast_step
+from performance_rnn.fast_step import FastStep, choose_weights, int8_available, int8_divergence
 from performance_rnn.model import RecurrentModel
 
 
@@ -41,7 +44,49 @@ def test_vector_inputs_match() -> None:
 def test_bf16_weights_stay_close() -> None:
     model = _model()
     tokens = torch.randint(0, 40, (2, 12))
-    _compare(model, FastStep(model, weight_dtype=torch.bfloat16), tokens, torch.rand(2, 12, 5), atol=5e-2)
+    _compare(model, FastStep(model, weights="bfloat16"), tokens, torch.rand(2, 12, 5), atol=5e-2)
+
+
+needs_int8 = pytest.mark.skipif(not int8_available(), reason="torch's x86/fbgemm int8 kernels are not available")
+
+
+@needs_int8
+@pytest.mark.parametrize("kw", [{}, {"embed_size": 16}, {"control_size": 0}])
+def test_int8_step_stays_close_to_the_training_model(kw: dict) -> None:
+    model = _model(hidden_size=64, **kw)
+    tokens = torch.randint(0, 40, (3, 12))
+    controls = torch.rand(3, 12, model.config.control_size) if model.config.control_size else None
+    _compare(model, FastStep(model, weights="int8"), tokens, controls, atol=5e-2)
+
+
+@needs_int8
+def test_int8_priming_matches_its_steps_and_the_training_model() -> None:
+    model = _model(hidden_size=64)
+    tokens, controls = torch.randint(0, 40, (2, 30)), torch.rand(2, 30, 5)
+    fast = FastStep(model, weights="int8")
+    with torch.no_grad():
+        ref, ref_state = model.forward(tokens, None, controls)
+    primed, state = fast.forward(tokens, None, controls)
+    stepped, step_state = fast.forward_by_steps(tokens, None, controls)
+    for params, st in ((primed, state), (stepped, step_state)):
+        assert params.shape == ref.shape and st.h.shape == ref_state.h.shape
+        torch.testing.assert_close(params, ref, atol=5e-2, rtol=0)
+        torch.testing.assert_close(st.c, ref_state.c, atol=5e-2, rtol=0)
+
+
+@needs_int8
+def test_int8_is_chosen_only_within_tolerance(monkeypatch: pytest.MonkeyPatch) -> None:
+    model = _model(control_size=0, hidden_size=64)
+    kl = int8_divergence(model, 3, steps=32)
+    assert 0 <= kl < fast_step.INT8_KL_TOLERANCE  # a small random model: int8 barely moves it
+    assert choose_weights(model, 3) == "int8"
+    monkeypatch.setattr(fast_step, "INT8_KL_TOLERANCE", kl / 2)
+    assert choose_weights(model, 3) == "float32"
+
+
+def test_unknown_weights_are_refused() -> None:
+    with pytest.raises(ValueError, match="weights must be one of"):
+        FastStep(_model(), weights="int4")  # type: ignore[arg-type]
 
 
 @pytest.mark.gpu
@@ -50,3 +95,14 @@ def test_cuda_graph_step_matches() -> None:
     model = _model("cuda")
     tokens = torch.randint(0, 40, (4, 12), device="cuda")
     _compare(model, FastStep(model), tokens, torch.rand(4, 12, 5, device="cuda"), atol=1e-4)
+
+
+@needs_int8
+def test_the_shipped_checkpoint_loads_with_int8_weights() -> None:
+    from performance_rnn.music import load_music
+
+    shipped = Path(__file__).resolve().parents[2] / "checkpoints" / "music.pt"
+    assert load_music(shipped).weights == "int8"
+    assert load_music(shipped, weights="float32").fast.weights == "float32"
+    with pytest.raises(ValueError, match="weights must be auto or one of"):
+        load_music(shipped, weights="int4")
