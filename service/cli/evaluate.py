@@ -55,6 +55,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--temperature", type=float, default=None,
                    help=f"sampling temperature of generated clips (default {DEFAULT_TEMPERATURE:g}; with --generated)")
     p.add_argument("--json", default=None, help="also write the figures to this JSON file")
+    p.add_argument("--weights", default=None, choices=["float32", "bfloat16", "int8"],
+                   help="score through the inference step with weights stored this way, one step at a time (the path "
+                        "sampling takes) instead of the training model's forward: the NLL cost of int8 is this "
+                        "figure minus the default one")
     p.add_argument("--device", default="cpu")
 
 
@@ -94,11 +98,12 @@ def run(args: argparse.Namespace) -> int:
 
     check_args(args)
     t0 = time.monotonic()
-    mm = load_music(args.checkpoint, args.device)
+    mm = load_music(args.checkpoint, args.device, weights=args.weights or "float32")
+    scorer = mm.fast.forward_by_steps if args.weights else mm.model
     if args.midi is not None:
-        results, real_pieces = midi_results(mm, args)
+        results, real_pieces = midi_results(mm, args, scorer)
     else:
-        results = split_results(mm, args)
+        results = split_results(mm, args, scorer)
         real_pieces = None
     if args.generated:
         if real_pieces is None:
@@ -118,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
 # ---- held-out split of a dataset, with baselines -------------------------------------------------------------
 
 
-def split_results(mm: MusicModel, args: argparse.Namespace) -> dict[str, Any]:
+def split_results(mm: MusicModel, args: argparse.Namespace, scorer: Any) -> dict[str, Any]:
     """Model NLL on ``args.split`` of ``args.data`` (controls disabled, and with true controls for a conditioned
     model) next to the unigram and the best-on-validation n-gram; prints the table."""
     import torch
@@ -129,13 +134,14 @@ def split_results(mm: MusicModel, args: argparse.Namespace) -> dict[str, Any]:
     from performance_rnn.train import batch_loss
 
     data = MusicData(args.data, MusicDataConfig(conditioned=mm.conditioned), mm.codec)
-    results: dict[str, Any] = {"checkpoint": args.checkpoint, "data": args.data, "split": args.split}
+    results: dict[str, Any] = {"checkpoint": args.checkpoint, "data": args.data, "split": args.split,
+                               "scored_by": f"inference step, {args.weights} weights" if args.weights else "model"}
 
     def model_nll(split: str, conditioned: bool) -> float:
         total, n = 0.0, 0
         with torch.no_grad():
             for batch in data.eval_batches(split, BATCH_SIZE, args.window, conditioned=conditioned):
-                nll, k = batch_loss(mm.model, mm.head, batch, torch.device(args.device))
+                nll, k = batch_loss(scorer, mm.head, batch, torch.device(args.device))
                 total, n = total + float(nll), n + int(k)
         return total / max(1, n)
 
@@ -214,7 +220,7 @@ def piece_tokens(notes: np.ndarray, mm: MusicModel) -> list[int]:
     return encode(notes_to_events(note_list, mm.codec), mm.codec)
 
 
-def windows_nll(mm: MusicModel, windows: Iterator[np.ndarray], device: str) -> tuple[float, int]:
+def windows_nll(mm: MusicModel, windows: Iterator[np.ndarray], device: str, scorer: Any) -> tuple[float, int]:
     """-> (summed NLL in nats, number of predicted events) of the windows, controls disabled (a conditioned
     model gets the disable flag, as ``MusicData.eval_batches``)."""
     import torch
@@ -228,7 +234,7 @@ def windows_nll(mm: MusicModel, windows: Iterator[np.ndarray], device: str) -> t
     def flush() -> None:
         nonlocal total, count
         with torch.no_grad():
-            nll, k = batch_loss(mm.model, mm.head, _collate(rows, mm.conditioned), torch.device(device))
+            nll, k = batch_loss(scorer, mm.head, _collate(rows, mm.conditioned), torch.device(device))
         total, count = total + float(nll), count + int(k)
         rows.clear()
 
@@ -241,7 +247,7 @@ def windows_nll(mm: MusicModel, windows: Iterator[np.ndarray], device: str) -> t
     return total, count
 
 
-def midi_results(mm: MusicModel, args: argparse.Namespace) -> tuple[dict[str, Any], list[np.ndarray]]:
+def midi_results(mm: MusicModel, args: argparse.Namespace, scorer: Any) -> tuple[dict[str, Any], list[np.ndarray]]:
     """Model NLL per event over every MIDI file under ``args.midi``; prints the table. -> (results, the pieces'
     notes as (N, 4) arrays, for the listening figures)."""
     files = midi_files(args.midi)
@@ -251,8 +257,9 @@ def midi_results(mm: MusicModel, args: argparse.Namespace) -> tuple[dict[str, An
     if not pieces:
         raise ValueError(f"--midi {args.midi}: none of its {len(files)} MIDI files could be read")
     windows = (w for _, notes in pieces for w in token_windows(piece_tokens(notes, mm), args.window))
-    total, events = windows_nll(mm, windows, args.device)
+    total, events = windows_nll(mm, windows, args.device, scorer)
     results: dict[str, Any] = {"checkpoint": args.checkpoint, "midi": str(args.midi), "files": len(pieces),
+                               "scored_by": f"inference step, {args.weights} weights" if args.weights else "model",
                                "skipped": skipped, "events": events,
                                "model_nll": total / events if events else float("nan")}
     print(f"NLL per event (nats) of {len(pieces)} MIDI files under {args.midi} ({skipped} skipped), "

@@ -53,6 +53,24 @@ def test_eval_midi_folder(baby_checkpoint: Path, midi_dir: Path, capsys: pytest.
     assert "listening" not in out
 
 
+@pytest.mark.parametrize("weights, tolerance", [("float32", 1e-4), ("int8", 0.05)])
+def test_eval_through_the_inference_step(baby_checkpoint: Path, midi_dir: Path, capsys: pytest.CaptureFixture[str],
+                                         weights: str, tolerance: float) -> None:
+    """--weights scores one step at a time through the inference step: float32 agrees with the training model's
+    forward, int8 stays close to it."""
+    from performance_rnn.fast_step import int8_available
+
+    if weights == "int8" and not int8_available():
+        pytest.skip("torch's x86/fbgemm int8 kernels are not available")
+    args = ["eval", "--checkpoint", str(baby_checkpoint), "--midi", str(midi_dir), "--window", "64"]
+    assert main(args) == 0
+    reference, _ = _last_json(capsys)
+    assert main([*args, "--weights", weights]) == 0
+    out, _ = _last_json(capsys)
+    assert out["events"] == reference["events"]
+    assert abs(out["model_nll"] - reference["model_nll"]) < tolerance
+
+
 def test_eval_midi_generated(baby_checkpoint: Path, midi_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["eval", "--checkpoint", str(baby_checkpoint), "--midi", str(midi_dir), "--generated", "2",
                  "--seconds", "3"]) == 0
