@@ -231,6 +231,7 @@ class Engine:
                 assert self._settings is not None
                 self._settings.temperature[i], self._settings.top_k[i], self._settings.top_p[i] = (
                     sp.temperature[0], sp.top_k[0], sp.top_p[0])
+                self._settings = BatchSampling(*_fields(self._settings))  # re-derives ``plain``
             if "controls" in pending and self._controls is not None:
                 c = pending["controls"]
                 self._controls[i] = (self.default_controls if c is None else c).to(self.device)  # type: ignore

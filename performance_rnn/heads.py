@@ -8,7 +8,7 @@ mixture head lives in ``performance_rnn.strokes``. The sampler never branches on
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import torch
@@ -24,6 +24,13 @@ class BatchSampling:
     temperature: Tensor
     top_k: Tensor
     top_p: Tensor
+    # no stream greedy or filtered (top-k/top-p): a softmax at temperature is the distribution; derived once here,
+    # so whoever edits the tensors in place builds a new BatchSampling from them
+    plain: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        plain = not bool(torch.any((self.top_k > 0) | (self.top_p < 1) | (self.temperature <= 0)))
+        object.__setattr__(self, "plain", plain)
 
     @staticmethod
     def of(configs: Sequence[SamplingConfig], device: torch.device | str = "cpu") -> BatchSampling:
@@ -77,11 +84,6 @@ def filtered_log_probs(logits: Tensor, settings: BatchSampling) -> Tensor:
     return torch.log_softmax(filtered, dim=-1)
 
 
-def _unfiltered(settings: BatchSampling) -> bool:
-    """True when no stream is greedy or uses top-k/top-p: a plain softmax at temperature gives its distribution."""
-    return not bool(torch.any((settings.top_k > 0) | (settings.top_p < 1) | (settings.temperature <= 0)))
-
-
 class CategoricalHead:
     """A softmax over ``vocab_size`` tokens. Temperature divides the logits."""
 
@@ -90,7 +92,7 @@ class CategoricalHead:
 
     def sample(self, params: Tensor, settings: BatchSampling, generators: Sequence[torch.Generator]) -> Tensor:
         """params (B, V) logits -> tokens (B,) int64, by inverse CDF on a per-stream uniform."""
-        if _unfiltered(settings):  # the usual case: skip the sort that top-k/top-p need (same numbers)
+        if settings.plain:  # the usual case: skip the sort that top-k/top-p need (same numbers)
             temp = settings.temperature.to(params.device).unsqueeze(1).clamp_min(1e-6)
             logp = torch.log_softmax(params.float() / temp, dim=-1)
         else:

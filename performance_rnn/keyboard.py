@@ -82,25 +82,24 @@ class KeyboardMask:
         at every step of every stream)."""
         x = logits.float()
         keys = x[:, self.on0 : self.on0 + 256].view(-1, 2, 128)  # NOTE_ON and NOTE_OFF logits, side by side
-        kept = keys.masked_fill(~self._keys_allowed(), float("-inf"))
-        lift = torch.logsumexp(keys, dim=2, keepdim=True) - torch.logsumexp(kept, dim=2, keepdim=True)
-        lift = torch.where(torch.isinf(lift), 0.0, lift)  # a group with nothing possible: no mass to move
+        ok = self._keys_allowed()
+        e = torch.exp(keys - keys.amax(dim=2, keepdim=True))  # (B, 2, 128), largest 1 per group
+        kept_share = (e * ok).sum(dim=2, keepdim=True) / e.sum(dim=2, keepdim=True)  # in (0, 1], or 0: none possible
+        lift = -torch.log(torch.where(kept_share > 0, kept_share, 1.0))  # a group with nothing possible: no lift
         out = x.clone()
-        out[:, self.on0 : self.on0 + 256] = (kept + lift).flatten(1)
+        out[:, self.on0 : self.on0 + 256] = (keys + lift).masked_fill_(~ok, float("-inf")).flatten(1)
         return out
 
     def update(self, tokens: Tensor) -> None:
         """Advance every stream by its token (B,); -1 leaves a stream as it is."""
         tok = tokens.to(self.start.device).long()
-        rows = torch.arange(len(tok), device=tok.device)
-        is_on = (tok >= self.on0) & (tok < self.on0 + 128)
-        is_off = (tok >= self.off0) & (tok < self.off0 + 128)
-        is_shift = (tok >= self.shift0) & (tok < self.shift0 + self.cfg.max_shift_steps)
-        if is_on.any():
-            self.start[rows[is_on], tok[is_on] - self.on0] = self.step[is_on]
-        if is_off.any():
-            self.start[rows[is_off], tok[is_off] - self.off0] = -1
-        self.step = self.step + torch.where(is_shift, tok - self.shift0 + 1, torch.zeros_like(tok))
+        rel = tok - self.on0  # 0..127 NOTE_ON, 128..255 NOTE_OFF (the codec's table)
+        is_key = (rel >= 0) & (rel < 256)
+        key = rel.remainder(128).unsqueeze(1)  # (B, 1); rows without a key event write their own value back
+        value = torch.where(rel < 128, self.step, -1).unsqueeze(1)
+        self.start.scatter_(1, key, torch.where(is_key.unsqueeze(1), value, self.start.gather(1, key)))
+        shift = tok - self.shift0
+        self.step = self.step + torch.where((shift >= 0) & (shift < self.cfg.max_shift_steps), shift + 1, 0)
 
     def select(self, index: Tensor) -> KeyboardMask:
         out = KeyboardMask.__new__(KeyboardMask)
