@@ -266,7 +266,7 @@ function drawRoll() {
     if (p % 12 !== 0) continue;  // C1 .. C8 (middle C = C4)
     const y = H - (p - LOW + 1) * rowH;
     g.fillStyle = "#26303a"; g.fillRect(x0roll, y + rowH - 1, W, 1);
-    g.fillStyle = "#8b96a1"; g.fillText(`C${p / 12 - 1}`, 4, y + rowH / 2);
+    g.fillStyle = "#8b96a1"; g.fillText(`C${p / 12 - 1}`, 4, Math.max(7, y + rowH / 2));
   }
   g.fillStyle = "#151b21"; g.fillRect(0, H, W, LANE_H);
   g.fillStyle = "#8b96a1"; g.fillText("vel", 4, H + LANE_H / 2);

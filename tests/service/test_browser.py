@@ -163,8 +163,6 @@ def test_the_page_plays_a_live_stream_onto_the_piano_roll(server: str, browser, 
         notes_before = int(page.get_attribute("#piano-roll", "data-notes") or 0)
         page.wait_for_function(f"() => Number(document.getElementById('piano-roll').dataset.notes) > {notes_before}",
                                timeout=30_000)  # still playing after the controls
-        target = os.environ.get("PERFRNN_SCREENSHOT")
-        page.screenshot(path=str(ROOT / target if target else tmp_path / "page.png"), full_page=True)
         shot(page, "#live-panel", "music.png")
 
         stop(page)
@@ -183,9 +181,10 @@ def test_the_page_plays_a_live_stream_onto_the_piano_roll(server: str, browser, 
     assert httpx.get(f"{server}/api/health").json()["engine_streams"] == 0  # the stream was freed
 
 
-def test_text_streams_and_strokes_continue_a_drawing(server: str, browser) -> None:  # noqa: ANN001
+def test_text_streams_and_strokes_continue_a_drawing(server: str, browser, tmp_path: Path) -> None:  # noqa: ANN001
     page, errors, requests = open_page(browser, server)
     try:
+        page.click("#start")  # music plays on while the other panels work (and fills the page's screenshot)
         # text: pieces arrive one by one; a refusal shows the server's reason, not just the status
         page.fill("#text-length", "200")
         page.click("#text-go")
@@ -199,6 +198,8 @@ def test_text_streams_and_strokes_continue_a_drawing(server: str, browser) -> No
         message = page.text_content("#text-out") or ""
         assert message.startswith("422: length:") and "5000" in message, message
         page.fill("#text-length", "300")
+        page.click("#text-go")
+        page.wait_for_function("() => document.getElementById('text-out').dataset.done === '1'")
 
         # strokes: two strokes drawn with the pointer; on release the model carries on from the last point
         page.click("#strokes-go")
@@ -221,6 +222,10 @@ def test_text_streams_and_strokes_continue_a_drawing(server: str, browser) -> No
         assert abs(ux - 0.45 * width) < 3 and abs(uy - 0.6 * width) < 3  # the pointer's last point, in canvas px
         assert abs(mx - ux) < 1 and abs(my - uy) < 1  # the continuation starts where the user's stroke ended
         shot(page, "#strokes-panel", "strokes.png")
+        page.wait_for_function("() => Number(document.getElementById('piano-roll').dataset.notes) >= 3", timeout=30_000)
+        target = os.environ.get("PERFRNN_SCREENSHOT")
+        page.screenshot(path=str(ROOT / target if target else tmp_path / "page.png"), full_page=True)
+        stop(page)
         page.click("#draw-undo")  # undo takes the model's continuation back, then the user's strokes one by one
         assert page.get_attribute("#draw", "data-model-strokes") == "0"
         page.click("#draw-undo")
@@ -230,5 +235,16 @@ def test_text_streams_and_strokes_continue_a_drawing(server: str, browser) -> No
         assert Path(download.value.path()).read_text().count("<path") == 1
         assert not errors, errors
         assert_same_origin(server, requests)
+
+        # without the SoundFont the page falls back to its oscillator, and says so
+        page.route("**/piano.sf3", lambda route: route.abort())
+        page.reload()
+        page.click("#start")
+        page.wait_for_function("() => document.getElementById('audio-status').dataset.engine === 'oscillator'",
+                               timeout=30_000)
+        assert "failed" in (page.text_content("#audio-status") or "")
+        page.wait_for_function("() => Number(document.getElementById('audio-status').dataset.notes) >= 1",
+                               timeout=30_000)
+        stop(page)
     finally:
         page.close()
