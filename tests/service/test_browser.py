@@ -90,7 +90,7 @@ def browser() -> Iterator[object]:
             browser.close()
 
 
-def open_page(browser, server: str) -> tuple[object, list[str], list[str]]:  # noqa: ANN001
+def open_page(browser, server: str) -> tuple[object, list[str], list[str]]:
     """A fresh page on the server, with the page errors and every URL it requested."""
     page = browser.new_page(viewport={"width": 1040, "height": 1180}, accept_downloads=True)
     errors: list[str] = []
@@ -108,22 +108,22 @@ def assert_same_origin(server: str, requests: list[str]) -> None:
     assert requests and not foreign, foreign
 
 
-def shot(page, locator: str, name: str) -> None:  # noqa: ANN001
+def shot(page, locator: str, name: str) -> None:
     if target := os.environ.get("PERFRNN_SCREENSHOT"):
         page.locator(locator).screenshot(path=str((ROOT / target).parent / name))
 
 
-def first_events(page, n: int) -> list[list[float]]:  # noqa: ANN001
+def first_events(page, n: int) -> list[list[float]]:
     page.wait_for_function(f"() => window.perfrnn.live.received.length >= {n}", timeout=30_000)
     return page.evaluate(f"window.perfrnn.live.received.slice(0, {n})")
 
 
-def stop(page) -> None:  # noqa: ANN001
+def stop(page) -> None:
     page.click("#stop")
     page.wait_for_function("() => document.getElementById('live-status').textContent.startsWith('stopped')")
 
 
-def test_the_page_plays_a_live_stream_onto_the_piano_roll(server: str, browser, tmp_path: Path) -> None:  # noqa: ANN001
+def test_the_page_plays_a_live_stream_onto_the_piano_roll(server: str, browser, tmp_path: Path) -> None:
     page, errors, requests = open_page(browser, server)
     try:
         page.click("#start")
@@ -181,7 +181,7 @@ def test_the_page_plays_a_live_stream_onto_the_piano_roll(server: str, browser, 
     assert httpx.get(f"{server}/api/health").json()["engine_streams"] == 0  # the stream was freed
 
 
-def test_text_streams_and_strokes_continue_a_drawing(server: str, browser, tmp_path: Path) -> None:  # noqa: ANN001
+def test_text_streams_and_strokes_continue_a_drawing(server: str, browser, tmp_path: Path) -> None:
     page, errors, requests = open_page(browser, server)
     try:
         page.click("#start")  # music plays on while the other panels work (and fills the page's screenshot)

@@ -15,7 +15,7 @@ from performance_rnn.strokegen import generate_strokes
 from service.schemas import MAX_PARTIAL_POINTS, StrokesContinueRequest
 
 
-def ndjson(r) -> list[dict]:  # noqa: ANN001
+def ndjson(r) -> list[dict]:
     assert r.status_code == 200, r.text
     assert r.headers["content-type"].startswith("application/x-ndjson")
     return [json.loads(line) for line in r.text.splitlines()]
@@ -38,7 +38,7 @@ def test_text_stream_bad_input_is_422_with_the_reason(client: TestClient) -> Non
     assert client.app.state.runtime.siblings.used == 0
 
 
-def test_strokes_continue_streams_strokes_from_the_last_point(client: TestClient, make_client) -> None:  # noqa: ANN001
+def test_strokes_continue_streams_strokes_from_the_last_point(client: TestClient) -> None:
     body = {"strokes": [[[20, 20], [50, 20]], [[30, 40], [30, 60], [35, 70]]], "temperature": 0.3, "seed": 4}
     lines = ndjson(client.post("/api/strokes/continue", json=body))
     assert lines[0] == {"type": "start", "canvas": 109.0, "x": 35.0, "y": 70.0, "pen_down": True}
