@@ -14,7 +14,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -105,6 +105,41 @@ def generate_strokes(
         s3[:, :2] *= sm.factor
         drawings.append(np.vstack([start, s3]).astype(np.float32))
     return drawings
+
+
+def iter_strokes(
+    sm: StrokeModel,
+    partial: Sequence[Sequence[float]] | np.ndarray,
+    temperature: float = 0.4,
+    seed: int = 0,
+    max_points: int = MAX_POINTS,
+) -> Iterator[np.ndarray]:
+    """The continuation of ``partial`` (stroke-3, KanjiVG units) one stroke at a time, as it is sampled: each
+    item is a (k, 3) float32 stroke-3 block ending where the pen lifts (the last block may end without a lift
+    when the drawing ends or reaches ``max_points``). Joined, the blocks are ``generate_strokes(sm, 1,
+    temperature, seed, partial, max_points)[0]`` without its ``partial`` rows.
+
+    ``partial`` is checked before this returns (CodecError for a bad shape), not on the first ``next``."""
+    start = parse_partial(partial)
+    device = next(sm.model.parameters()).device
+    primer = torch.from_numpy(np.vstack([S0, stroke3_to_stroke5(scale(start, sm.factor))])).to(device)
+    return _sample_strokes(sm, primer, SamplingConfig(temperature=temperature), seed, max_points)
+
+
+def _sample_strokes(sm: StrokeModel, primer: torch.Tensor, cfg: SamplingConfig, seed: int,
+                    max_points: int) -> Iterator[np.ndarray]:
+    block: list[list[float]] = []
+    for outputs, active in sampling.generate(sm.model, sm.head, [primer], [cfg], sampling.generators_from_seeds([seed]),
+                                             max_steps=max_points, stop=lambda t, out: out[:, 4] > 0.5):
+        out = outputs[0].cpu().numpy()
+        if not bool(active[0]) or out[4] >= 0.5:
+            break
+        block.append([float(out[0]) * sm.factor, float(out[1]) * sm.factor, float(out[3] > 0.5)])
+        if out[3] > 0.5:
+            yield np.asarray(block, dtype=np.float32)
+            block = []
+    if block:
+        yield np.asarray(block, dtype=np.float32)
 
 
 def render_png(drawings: Sequence[np.ndarray], path: str | os.PathLike[str], cols: int = 4, cell: int = 128,

@@ -12,6 +12,7 @@ import argparse
 import logging
 import os
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,20 +61,45 @@ def generate_text(
     seed: int = 0,
 ) -> str:
     """The continuation (without the primer) of ``prime``, ``length`` characters, deterministic per seed."""
+    return "".join(iter_text(ckpt, prime, length, temperature, top_k, top_p, seed))
+
+
+def iter_text(
+    ckpt: TextModel | str | os.PathLike[str],
+    prime: str = "",
+    length: int = 500,
+    temperature: float = 0.8,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    seed: int = 0,
+    chunk: int = 1,
+) -> Iterator[str]:
+    """``generate_text`` as it is sampled: pieces of up to ``chunk`` characters (joined, the same text).
+
+    The primer is checked before this returns (CodecError names unknown characters), not on the first ``next``."""
     tm = ckpt if isinstance(ckpt, TextModel) else load_text_model(ckpt)
     if length < 0:
         raise ValueError(f"length must be >= 0, got {length}")
     ids = tm.codec.encode(prime or DEFAULT_PRIME)  # CodecError names unknown characters
+    return _sample_text(tm, ids, length, SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p), seed,
+                        max(1, chunk))
+
+
+def _sample_text(tm: TextModel, ids: list[int], length: int, cfg: SamplingConfig, seed: int,
+                 chunk: int) -> Iterator[str]:
     if length == 0:
-        return ""
+        return
     device = next(tm.model.parameters()).device
     primer = torch.tensor(ids, dtype=torch.long, device=device)
-    cfg = SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p)
     out: list[int] = []
     for tokens, _ in sampling.generate(tm.model, tm.head, [primer], [cfg], sampling.generators_from_seeds([seed]),
                                        max_steps=length):
         out.append(int(tokens[0]))
-    return tm.codec.decode(out)
+        if len(out) >= chunk:
+            yield tm.codec.decode(out)
+            out = []
+    if out:
+        yield tm.codec.decode(out)
 
 
 def add_arguments(ap: argparse.ArgumentParser) -> None:

@@ -25,7 +25,7 @@ from performance_rnn.textgen import load_text_model
 from service.deps import Models, Runtime
 from service.errors import BodyTooLarge, install_error_handlers
 from service.live import freeze_heap
-from service.routes import live, meta, music, sessions, siblings
+from service.routes import live, meta, music, page, sessions, siblings
 from service.sessions import PortSessions, Slots
 from service.settings import Settings
 
@@ -103,7 +103,7 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="Performance RNN", version="0.1.0", lifespan=lifespan,
                   description="Real-time expressive piano generation: render, stream, play into MIDI ports.")
     install_error_handlers(app)
-    for router in (music.router, siblings.router, meta.router, sessions.router, live.router):
+    for router in (music.router, siblings.router, page.router, meta.router, sessions.router, live.router):
         app.include_router(router, prefix="/api")
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 

@@ -19,6 +19,9 @@ MAX_TEXT_CHARS = 5000
 MAX_PRIME_CHARS = 1000
 MAX_DRAWINGS = 32
 MAX_PARTIAL_POINTS = 250
+MAX_USER_STROKES = 64
+MAX_PRIMER_NOTES = 2000
+MAX_PRIMER_SPAN_S = 60.0
 MAX_NOTES = 50_000
 MAX_PIECE_SECONDS = 4 * 3600.0
 
@@ -72,8 +75,25 @@ class ControlFields(Strict):
 
 class PrimerFields(Strict):
     primer_pitches: list[Pitch] = Field([], max_length=16, description="prime with this chord held for 0.5 s")
+    primer_notes: list[NoteModel] | None = Field(
+        None, min_length=1, max_length=MAX_PRIMER_NOTES,
+        description=f"prime with these notes instead (at most {MAX_PRIMER_SPAN_S:g} s from the first onset to the last "
+                    "release; shifted to start at 0), e.g. what POST /api/music/primer read from a .mid")
+
+    @field_validator("primer_notes")
+    @classmethod
+    def _short_primer(cls, notes: list[NoteModel] | None) -> list[NoteModel] | None:
+        if notes:
+            span = max(n.end_s for n in notes) - min(n.start_s for n in notes)
+            if span > MAX_PRIMER_SPAN_S:
+                raise ValueError(f"primer_notes span {span:.1f} s; at most {MAX_PRIMER_SPAN_S:g} s are taken")
+        return notes
 
     def primer(self) -> list[Note] | None:
+        if self.primer_notes:
+            t0 = min(n.start_s for n in self.primer_notes)
+            return sorted((Note(n.pitch, n.velocity, n.start_s - t0, n.end_s - t0) for n in self.primer_notes),
+                          key=lambda n: (n.start_s, n.pitch))
         return chord_primer(sorted(set(self.primer_pitches))) if self.primer_pitches else None
 
 
@@ -150,6 +170,42 @@ class StrokesRequest(Strict):
     partial: list[Annotated[list[Coordinate], Field(min_length=3, max_length=3)]] | None = Field(
         None, min_length=1, max_length=MAX_PARTIAL_POINTS,
         description="a stroke-3 drawing [[dx, dy, pen_lifted], ...] (KanjiVG units) that every sample continues")
+
+
+Point = Annotated[list[Coordinate], Field(min_length=2, max_length=2, description="[x, y]")]
+
+
+class StrokesContinueRequest(Strict):
+    """A drawing as absolute pen strokes, for the model to continue (POST /api/strokes/continue)."""
+
+    strokes: list[Annotated[list[Point], Field(min_length=1, max_length=MAX_PARTIAL_POINTS)]] = Field(
+        min_length=1, max_length=MAX_USER_STROKES,
+        description="each stroke a polyline of absolute [x, y] points in KanjiVG units (109 x 109 canvas, y down); "
+                    f"at most {MAX_PARTIAL_POINTS} points in all")
+    pen_down: bool = Field(True, description="the pen is still on the paper at the last point: the model may "
+                                             "continue the last stroke (false: it starts a new one)")
+    temperature: float = Field(0.4, ge=0.0, le=2.0, description="0 = the mode; about 0.4 draws neatly")
+    seed: Seed = 0
+    max_points: int = Field(MAX_PARTIAL_POINTS, ge=1, le=MAX_PARTIAL_POINTS, description="points to add at most")
+
+    @field_validator("strokes")
+    @classmethod
+    def _total_points(cls, strokes: list[list[list[float]]]) -> list[list[list[float]]]:
+        total = sum(len(s) for s in strokes)
+        if total > MAX_PARTIAL_POINTS:
+            raise ValueError(f"{total} points in all; at most {MAX_PARTIAL_POINTS} are taken")
+        return strokes
+
+    def stroke3(self) -> list[list[float]]:
+        """The drawing as stroke-3 rows: the first from the canvas' top-left corner, pen lifted after each
+        stroke (after the last one only when ``pen_down`` is false)."""
+        rows, x, y = [], 0.0, 0.0
+        for i, stroke in enumerate(self.strokes):
+            for j, (px, py) in enumerate(stroke):
+                last = j == len(stroke) - 1 and (i < len(self.strokes) - 1 or not self.pen_down)
+                rows.append([px - x, py - y, 1.0 if last else 0.0])
+                x, y = px, py
+        return rows
 
 
 class StrokesSvgRequest(StrokesRequest):
