@@ -10,6 +10,8 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import Any
+from urllib.parse import urljoin
 
 import pytest
 import torch
@@ -25,6 +27,7 @@ from service.app import create_app
 from service.deps import get_port_opener
 from service.settings import Settings
 
+LOCAL_URL = "http://127.0.0.1:8000"
 TEXT_VOCAB = "\n !',.:;?ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 MUSIC_CARD = "# Music model\n\nA baby model for tests.\n"
 SCORES_CARD = "# Scores model\n\nThe same baby model under a second name.\n"
@@ -96,6 +99,14 @@ def settings(checkpoints_dir: Path) -> Settings:
                     session_lease_s=30, max_live_seconds=120)
 
 
+class LocalClient(TestClient):
+    """A TestClient whose HTTP and WebSocket requests name 127.0.0.1:8000 as their Host (Starlette's own joins
+    WebSocket paths to ws://testserver, a Host the server refuses by default)."""
+
+    def websocket_connect(self, url: str, *args: Any, **kwargs: Any) -> Any:
+        return super().websocket_connect(urljoin(LOCAL_URL.replace("http", "ws", 1), url), *args, **kwargs)
+
+
 class FakePorts:
     """The port opener for tests: every session gets a FakePort that records what it was sent."""
 
@@ -121,7 +132,7 @@ def make_client(fake_ports: FakePorts) -> Iterator[Callable[..., TestClient]]:
         app: FastAPI = create_app(s)
         if ports is not None:
             app.dependency_overrides[get_port_opener] = lambda: ports
-        client = TestClient(app)
+        client = LocalClient(app, base_url=LOCAL_URL)  # a Host the server answers to by default
         client.__enter__()
         opened.append(client)
         return client
