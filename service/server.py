@@ -18,7 +18,7 @@ from service.settings import Settings
 
 MAX_REQUEST_HEAD_BYTES = 16 * 1024  # request line + headers
 WS_MAX_FRAME_BYTES = 64 * 1024  # a client message larger than this closes the socket (1009)
-WS_MAX_QUEUE = 16  # client messages buffered before the server stops reading the socket
+WS_MAX_QUEUE = 16  # client messages buffered (the sans-I/O implementation instead reads one message at a time)
 WS_PING_S = 20.0  # ping interval, and how long a pong may take before the socket is dropped
 
 
@@ -34,7 +34,7 @@ class IdleTimeoutH11Protocol(H11Protocol):
 
 def uvicorn_config(app: object, settings: Settings, *, log_level: str = "info", port: int | None = None) -> uvicorn.Config:
     return uvicorn.Config(app, host=settings.host, port=settings.port if port is None else port,  # type: ignore[arg-type]
-                          log_level=log_level, http=IdleTimeoutH11Protocol, ws="websockets",
+                          log_level=log_level, http=IdleTimeoutH11Protocol, ws="websockets-sansio",
                           timeout_keep_alive=max(1, round(settings.idle_timeout_s)),
                           h11_max_incomplete_event_size=MAX_REQUEST_HEAD_BYTES, ws_max_size=WS_MAX_FRAME_BYTES,
                           ws_max_queue=WS_MAX_QUEUE, ws_ping_interval=WS_PING_S, ws_ping_timeout=WS_PING_S,
