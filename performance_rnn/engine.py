@@ -3,7 +3,14 @@
 Streams join and leave at any step, each with its own sampling settings, controls, RNG and LSTM state.
 A live stream is generated at most ``lookahead_s`` of music ahead of its wall clock, so a control change
 reaches the music within the lookahead; an offline stream (``lookahead_s=None``) runs as fast as it can.
-Consumers read a stream's tokens from a thread-safe queue; ``None`` marks its end.
+Consumers read a stream's tokens from a thread-safe queue; ``None`` marks its end (``Stream.error`` then says
+why, if it failed).
+
+A primer is fed in chunks of at most ``prime_chunk`` tokens per worker iteration, shortest primers first, with
+every due stream stepped between chunks: a long primer delays the others by one chunk's forward pass, never by
+its whole length. A stream whose priming fails ends alone with ``error`` set; a failing batch step ends the
+streams in that batch with the error, and the worker carries on. Should the worker thread itself die, ``healthy``
+is False until the next ``open`` restarts it.
 """
 
 from __future__ import annotations
@@ -20,13 +27,20 @@ import torch
 from performance_rnn.config import SamplingConfig
 from performance_rnn.heads import BatchSampling, Head
 from performance_rnn.model import LSTMState
-from performance_rnn.sampling import Frontier, StepModel, TokenMask, advance, prime
+from performance_rnn.sampling import Frontier, StepModel, TokenMask, advance
 
 log = logging.getLogger(__name__)
 
 
 class EngineBusy(RuntimeError):
     """The engine holds its maximum number of streams: try again later."""
+
+
+class StreamFailed(RuntimeError):
+    """The engine could not generate this stream (its ``error`` says why); other streams are unaffected."""
+
+
+PRIME_CHUNK = 128  # primer tokens fed per worker iteration, across the streams being primed
 
 
 @dataclass
@@ -41,6 +55,20 @@ class StreamSpec:
 
 
 @dataclass
+class _Priming:
+    """A joining stream part-way through its primer: ``pos`` tokens fed, the state and output params so far."""
+
+    stream: Stream
+    pos: int = 0
+    state: LSTMState | None = None
+    params: torch.Tensor | None = None  # (1, P) after the last fed token
+
+    @property
+    def remaining(self) -> int:
+        return int(self.stream.spec.primer.shape[0]) - self.pos
+
+
+@dataclass
 class Stream:
     """A handle to one stream. Thread-safe: change controls or close it from any thread."""
 
@@ -52,6 +80,7 @@ class Stream:
     started_at: float = 0.0  # engine clock when the stream's music time 0 is due
     paused_at: float | None = None
     closed: threading.Event = field(default_factory=threading.Event)
+    error: str | None = None  # why the engine ended this stream early (None: it ended normally or still runs)
     _pending: dict[str, object] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -81,6 +110,13 @@ class Stream:
     def close(self) -> None:
         self.closed.set()
 
+    def fail(self, error: str) -> None:
+        """End the stream with ``error`` (called by the engine)."""
+        if self.error is None:
+            self.error = error
+        self.closed.set()
+        self.tokens.put(None)
+
     def take_pending(self) -> dict[str, object]:
         with self._lock:
             pending, self._pending = self._pending, {}
@@ -94,15 +130,18 @@ class Engine:
     def __init__(self, model: StepModel, head: Head, *, seconds_of: Callable[[torch.Tensor], torch.Tensor],
                  default_controls: torch.Tensor | None = None, max_streams: int = 64,
                  clock: Callable[[], float] = time.monotonic, device: torch.device | str = "cpu",
-                 masks: Callable[[list[list[int]]], TokenMask] | None = None) -> None:
+                 masks: Callable[[list[list[int]]], TokenMask] | None = None,
+                 prime_chunk: int = PRIME_CHUNK) -> None:
         self.model, self.head, self.seconds_of = model, head, seconds_of
         self.default_controls = default_controls
         self.masks = masks  # primers -> their streams' token masks (music: the keyboard mask); None = no mask
         self._mask: TokenMask | None = None
         self.max_streams = max_streams
+        self.prime_chunk = max(1, prime_chunk)
         self.clock = clock
         self.device = torch.device(device)
-        self._joining: list[Stream] = []
+        self._joining: list[Stream] = []  # opened, not yet in the batch (counted in ``active``)
+        self._priming: dict[int, _Priming] = {}  # worker only: progress of the joining streams' primers
         self._streams: list[Stream] = []  # row i of the batch tensors is _streams[i]
         self._frontier: Frontier | None = None
         self._settings: BatchSampling | None = None
@@ -115,13 +154,25 @@ class Engine:
         self._thread: threading.Thread | None = None
         self.steps = 0  # batched steps taken (stats)
         self.stepped_rows = 0
+        self.failures = 0  # batch steps or workers that failed (each ended the streams it held)
+        self.last_error: str | None = None
 
     # ---- public API (any thread) ----
     def start(self) -> Engine:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="engine", daemon=True)
-            self._thread.start()
+        with self._lock:
+            alive = self._thread is not None and self._thread.is_alive()
+            if not alive and not self._stop.is_set():
+                if self._thread is not None:
+                    log.warning("restarting the engine worker (it died: %s)", self.last_error)
+                self._thread = threading.Thread(target=self._run, name="engine", daemon=True)
+                self._thread.start()
         return self
+
+    @property
+    def healthy(self) -> bool:
+        """The worker runs (False before ``start``, after ``stop``, or while a dead worker awaits its restart)."""
+        thread = self._thread
+        return thread is not None and thread.is_alive()
 
     def stop(self) -> None:
         self._stop.set()
@@ -151,6 +202,8 @@ class Engine:
             stream = Stream(self._next_id, spec)
             self._next_id += 1
             self._joining.append(stream)
+        if self._thread is not None and not self.healthy:
+            self.start()  # the worker died: bring it back for this stream
         self._wake.set()
         return stream
 
@@ -158,30 +211,109 @@ class Engine:
     def _run(self) -> None:
         try:
             while not self._stop.is_set():
-                self._admit()
-                self._apply_pending()
-                rows = self._due_rows()
-                if rows is None:
-                    self._wake.wait(timeout=0.002)
-                    self._wake.clear()
-                    continue
-                self._step(rows)
-        except Exception:  # a crash ends every stream rather than leaving consumers waiting forever
-            log.exception("engine worker failed")
-        finally:
+                try:
+                    self._iterate()
+                except Exception as exc:  # a failing step ends the streams it held; the worker goes on
+                    self._fail_batch(exc)
+        except BaseException as exc:
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            self.failures += 1
+            log.exception("engine worker died")  # the thread ends here; ``healthy`` is False until ``start``
+        finally:  # no consumer is left waiting: a stop ends the streams, a crash fails them
             for s in self._streams + self._joining:
-                s.tokens.put(None)
+                if self._stop.is_set():
+                    s.tokens.put(None)
+                else:
+                    s.fail(f"the engine worker died ({self.last_error})")
+            with self._lock:
+                self._streams, self._joining, self._generators = [], [], []
+                self._priming.clear()
+                self._frontier = self._settings = self._controls = self._mask = None
+
+    def _iterate(self) -> None:
+        self._admit()
+        self._apply_pending()
+        rows = self._due_rows()
+        if rows is None:
+            if not self._priming:
+                self._wake.wait(timeout=0.002)
+                self._wake.clear()
+            return
+        self._step(rows)
+
+    def _fail_batch(self, exc: Exception) -> None:
+        """End every stream in the batch with ``exc`` and start from an empty batch; joining streams stay."""
+        self.failures += 1
+        self.last_error = f"{type(exc).__name__}: {exc}"
+        log.exception("engine step failed: ending the %d streams in the batch", len(self._streams))
+        for s in self._streams:
+            s.fail(f"the engine failed while generating this stream ({self.last_error})")
+        with self._lock:
+            self._streams, self._generators = [], []
+            self._frontier = self._settings = self._controls = self._mask = None
 
     def _admit(self) -> None:
+        """Feed primers in bounded chunks (shortest first); streams whose primer is done join the batch."""
         with self._lock:
             joining = list(self._joining)  # they stay counted in ``active`` until they are in the batch
         if not joining:
             return
-        specs = [s.spec for s in joining]
-        ctrl_seq = [None if self._ctrl(sp) is None else self._ctrl(sp).expand(sp.primer.shape[0], -1) for sp in specs]
+        for s in joining:
+            if s.id not in self._priming:
+                self._priming[s.id] = _Priming(s)
+        done: list[_Priming] = []
+        gone: list[Stream] = []
+        budget = self.prime_chunk
+        for p in sorted((self._priming[s.id] for s in joining), key=lambda p: p.remaining):
+            if p.stream.closed.is_set():
+                gone.append(p.stream)
+                continue
+            if budget <= 0:
+                continue
+            n = min(p.remaining, budget)
+            try:
+                self._feed(p, n)
+            except Exception as exc:  # this stream alone fails (e.g. out of memory for its primer)
+                log.warning("stream %d failed while priming: %s", p.stream.id, exc)
+                p.stream.fail(f"priming failed: {type(exc).__name__}: {exc}")
+                gone.append(p.stream)
+                continue
+            budget -= n
+            if p.remaining == 0:
+                done.append(p)
+        for s in gone:
+            self._priming.pop(s.id, None)
+        if gone:
+            with self._lock:
+                self._joining = [s for s in self._joining if s not in gone]
+        if done:
+            try:
+                self._join(done)
+            except Exception as exc:
+                log.warning("streams %s failed while joining: %s", [p.stream.id for p in done], exc)
+                for p in done:
+                    p.stream.fail(f"joining failed: {type(exc).__name__}: {exc}")
+                with self._lock:
+                    self._joining = [s for s in self._joining if not s.closed.is_set()]
+
+    def _feed(self, p: _Priming, n: int) -> None:
+        sp = p.stream.spec
+        chunk = sp.primer[p.pos : p.pos + n].to(self.device).unsqueeze(0)  # (1, n)
+        ctrl = self._ctrl(sp)
+        ctrl_seq = None if ctrl is None else ctrl.expand(1, n, -1)
         with torch.no_grad():
-            frontier = prime(self.model, [sp.primer.to(self.device) for sp in specs],
-                             ctrl_seq if self.default_controls is not None else None)
+            out, p.state = self.model.forward(chunk, p.state, ctrl_seq)
+        p.params = out[:, -1]
+        p.pos += n
+
+    def _join(self, done: list[_Priming]) -> None:
+        joining = [p.stream for p in done]
+        for s in joining:
+            del self._priming[s.id]
+        specs = [s.spec for s in joining]
+        assert all(p.params is not None and p.state is not None for p in done)
+        frontier = Frontier(torch.cat([p.params for p in done]),  # type: ignore[misc]
+                            LSTMState.cat([p.state for p in done]))  # type: ignore[misc]
         now = self.clock()
         gens = []
         for s in joining:
@@ -209,7 +341,7 @@ class Engine:
                     self._mask = type(self._mask).cat([self._mask, mask])  # type: ignore[attr-defined]
             self._streams.extend(joining)
             self._generators.extend(gens)
-            self._joining = self._joining[len(joining) :]
+            self._joining = [s for s in self._joining if s not in joining]
 
     def _ctrl(self, spec: StreamSpec) -> torch.Tensor | None:
         if self.default_controls is None:

@@ -24,6 +24,7 @@ from performance_rnn.strokegen import load_stroke_model
 from performance_rnn.textgen import load_text_model
 from service.deps import Models, Runtime
 from service.errors import BodyTooLarge, install_error_handlers
+from service.guard import GuardConfig, InFlightLimit, RequestGuard
 from service.live import freeze_heap
 from service.routes import live, meta, music, page, sessions, siblings
 from service.sessions import PortSessions, Slots
@@ -111,7 +112,10 @@ def create_app(settings: Settings) -> FastAPI:
     def index() -> FileResponse:
         return FileResponse(STATIC_DIR / "index.html")
 
+    # the last added runs first: foreign Host/Origin refused, then requests in flight bounded, then bodies
     app.add_middleware(BodyLimit, limit=settings.max_upload_bytes)
+    app.add_middleware(InFlightLimit, limit=settings.limit_concurrency)
+    app.add_middleware(RequestGuard, config=GuardConfig.of(settings.trusted_hosts, settings.allowed_origins))
     return app
 
 

@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from midi_io.errors import MidiDecodeError, PortUnavailableError
-from performance_rnn.engine import EngineBusy
+from performance_rnn.engine import EngineBusy, StreamFailed
 from performance_rnn.errors import CheckpointError, CodecError
 
 log = logging.getLogger(__name__)
@@ -72,6 +72,7 @@ STATUS: dict[type[Exception], int] = {
     ModelUnavailable: 503,
     CheckpointError: 503,
     EngineBusy: 503,
+    StreamFailed: 503,
     RenderTimeout: 503,
     PortUnavailableError: 503,
 }
@@ -100,10 +101,13 @@ async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
-    """422 without echoing the input back (an upload's bytes are neither JSON nor useful in the answer)."""
+    """422 without echoing the input back (an upload's bytes are neither JSON nor useful in the answer); a body
+    that is not JSON at all is 400, as one too deeply nested to parse is."""
     assert isinstance(exc, RequestValidationError)
     errors = [{"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
               for e in exc.errors()]
+    if any(e["type"] == "json_invalid" for e in errors):
+        return JSONResponse({"detail": "the body is not readable JSON"}, status_code=400)
     return JSONResponse({"detail": errors}, status_code=422)
 
 

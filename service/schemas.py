@@ -238,8 +238,9 @@ class ModelDetail(ModelInfo):
 
 
 class Health(BaseModel):
-    status: Literal["ok", "degraded"]  # degraded: the default music model is not loaded
+    status: Literal["ok", "degraded"]  # degraded: the default music model is not loaded, or an engine is down
     models: dict[str, bool]  # every model by name: loaded or not
+    engines: dict[str, bool] = {}  # each loaded music model's engine: running or not
     engine_streams: int
     engine_capacity: int
     live_streams: int

@@ -25,7 +25,7 @@ from midi_io.notes import Note
 from midi_io.player import Player, PlayerConfig, PlayerHub
 from midi_io.ports import OutputPort
 from performance_rnn.config import SamplingConfig
-from performance_rnn.engine import Engine, Stream, StreamSpec
+from performance_rnn.engine import Engine, Stream, StreamFailed, StreamSpec
 from performance_rnn.music import MusicModel, controls_for, performance_notes, stream_spec
 from service.errors import Forbidden, InvalidRequest, NotFound, Overloaded, RenderTimeout, Unauthorized
 from service.live import LivePlayback
@@ -100,7 +100,7 @@ def render(music: MusicBackend, req: RenderRequest, primer: Sequence[Note] | Non
     """``req.seconds`` of music as one offline engine stream; the primer is excluded unless asked for.
 
     Raises:
-        InvalidRequest, EngineBusy, RenderTimeout (the stream is closed in every case).
+        InvalidRequest, EngineBusy, StreamFailed, RenderTimeout (the stream is closed in every case).
     """
     mm = music.model
     spec = music_spec(mm, seed=req.seed, sampling=req.sampling(), primer=primer, density=req.density,
@@ -121,6 +121,8 @@ def collect(stream: Stream, timeout_s: float) -> list[int]:
             except queue.Empty:
                 continue
             if tok is None:
+                if stream.error is not None:
+                    raise StreamFailed(stream.error)
                 return out
             out.append(tok)
         raise RenderTimeout(f"the render did not finish within {timeout_s:g} s: try fewer seconds")
@@ -128,14 +130,15 @@ def collect(stream: Stream, timeout_s: float) -> list[int]:
         stream.close()
 
 
-def primer_from_upload(data: bytes, name: str, keep_s: float) -> list[Note] | None:
-    """The pitched notes of an uploaded .mid, its last ``keep_s`` seconds; None if it has none. Raises
-    MidiDecodeError."""
+def primer_from_upload(data: bytes, name: str, keep_s: float, keep_notes: int) -> list[Note] | None:
+    """The pitched notes of an uploaded .mid: those starting in its last ``keep_s`` seconds, and of those the
+    last ``keep_notes`` (so a primer's tokens, about five per note, are bounded however dense the file);
+    None if it has none. Raises MidiDecodeError."""
     notes = [n for n in read_notes(data, name=name) if not n.is_drum]
     if not notes:
         return None
     end = max(n.end_s for n in notes)
-    return [n for n in notes if n.start_s >= end - keep_s]
+    return [n for n in notes if n.start_s >= end - keep_s][-keep_notes:]
 
 
 @dataclass

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_CHECKPOINTS_DIR = Path(__file__).resolve().parents[1] / "checkpoints"
 _FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+_HOST = re.compile(r"^([A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.?|[0-9A-Fa-f:.]+)$")
+_ORIGIN = re.compile(r"^https?://[^/\s]+/?$")
 SIBLING_NAMES = ("text", "strokes")  # model names a music checkpoint's stem may not take
 
 
@@ -46,12 +49,21 @@ class Settings(BaseSettings):
     max_live_seconds: float = Field(1800.0, gt=0)  # a live stream or port session ends after this much music
     max_upload_bytes: int = Field(1 << 20, ge=1024)  # request bodies, primer uploads included (413 beyond)
     max_primer_seconds: float = Field(30.0, gt=0)  # an uploaded primer keeps its last N seconds
+    max_primer_notes: int = Field(2000, ge=1, le=100_000)  # ... and of those, its last N notes (about 5 tokens each)
     render_timeout_s: float = Field(60.0, gt=0)  # a render still unfinished after this answers 503
 
     lookahead_s: float = Field(0.2, ge=0.01, le=5.0)  # live music generated ahead of the wall clock
     session_lease_s: float = Field(120.0, gt=0)  # a port session its owner has not touched for this long stops
     port_api: str | None = None  # rtmidi API for port sessions: None = platform default, "jack", "alsa"
-    limit_concurrency: int = Field(256, ge=1)  # uvicorn: open connections beyond this get 503
+    limit_concurrency: int = Field(256, ge=1)  # HTTP requests in flight beyond this get 503 (idle connections don't count)
+    idle_timeout_s: float = Field(5.0, gt=0, le=300)  # a connection silent this long (before or between requests) closes
+    live_start_timeout_s: float = Field(10.0, gt=0, le=120)  # a WebSocket must send its start message this soon
+    live_send_timeout_s: float = Field(10.0, gt=0, le=120)  # a WebSocket client that reads nothing this long is dropped
+
+    # which requests are served at all (403 otherwise): the Host header must name this server (DNS rebinding),
+    # and a browser's Origin must be the page's own (same host:port) or listed here ("*" turns a check off)
+    allowed_hosts: list[str] | None = None  # None: the loopback names, plus the bound host (or this machine's name)
+    allowed_origins: list[str] = []  # e.g. ["https://studio.example"]: other origins whose pages may call the API
     torch_threads: int = Field(1, ge=1, le=64)  # intra-op threads for the engine (set by ``perfrnn serve``)
 
     @model_validator(mode="before")
@@ -91,6 +103,35 @@ class Settings(BaseSettings):
     @classmethod
     def _absolute(cls, folder: Path) -> Path:
         return folder.expanduser().resolve()
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _plain_hosts(cls, hosts: list[str] | None) -> list[str] | None:
+        for host in hosts or []:
+            if host != "*" and not _HOST.match(host.removeprefix("*.")):
+                raise ValueError(f"allowed_hosts takes host names or addresses (no port or scheme), got {host!r}")
+        return hosts
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _plain_origins(cls, origins: list[str]) -> list[str]:
+        for origin in origins:
+            if origin != "*" and not _ORIGIN.match(origin):
+                raise ValueError(f"allowed_origins takes scheme://host[:port], got {origin!r}")
+        return [o.rstrip("/").lower() for o in origins]
+
+    @property
+    def trusted_hosts(self) -> list[str]:
+        """The Host header values served: ``allowed_hosts``, else the loopback names plus the bound address
+        (for a wildcard bind, this machine's name: list the others in ``allowed_hosts``)."""
+        if self.allowed_hosts is not None:
+            return [h.lower() for h in self.allowed_hosts]
+        hosts = ["127.0.0.1", "localhost", "::1"]
+        if self.host in ("0.0.0.0", "::", ""):
+            hosts += [socket.gethostname().lower(), socket.getfqdn().lower()]
+        elif self.host.lower() not in hosts:
+            hosts.append(self.host.lower())
+        return list(dict.fromkeys(hosts))
 
     @property
     def engine_streams(self) -> int:

@@ -22,7 +22,7 @@ _FLAGS = {
     "max_renders": "max_renders", "max_live_streams": "max_live_streams", "max_port_sessions": "max_port_sessions",
     "max_render_seconds": "max_render_seconds", "max_upload_bytes": "max_upload_bytes",
     "lookahead": "lookahead_s", "port_api": "port_api", "threads": "torch_threads",
-    "limit_concurrency": "limit_concurrency",
+    "limit_concurrency": "limit_concurrency", "allowed_host": "allowed_hosts", "allowed_origin": "allowed_origins",
 }
 
 
@@ -48,7 +48,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port-api", choices=["jack", "alsa", "coremidi", "winmm"], default=None,
                    help="MIDI API for port sessions")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default 1)")
-    p.add_argument("--limit-concurrency", type=int, default=None, help="open connections beyond this get 503")
+    p.add_argument("--limit-concurrency", type=int, default=None,
+                   help="HTTP requests in flight beyond this get 503 (default 256; idle connections close after 5 s)")
+    p.add_argument("--allowed-host", action="append", default=None, metavar="NAME",
+                   help="a Host name clients use to reach the server (repeat it; default: 127.0.0.1, localhost, ::1 "
+                        "and the --host address); other Host headers get 403 (DNS-rebinding protection). '*' = any")
+    p.add_argument("--allowed-origin", action="append", default=None, metavar="SCHEME://HOST[:PORT]",
+                   help="another site whose pages may call the API (repeat it); by default only the server's own "
+                        "page may (other Origins get 403). '*' = any")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
 
 
@@ -73,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from service.app import create_app
+    from service.server import uvicorn_config
 
     try:
         settings = settings_from(args)
@@ -82,6 +90,8 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(settings.torch_threads)
     print(f"serving on http://{settings.host}:{settings.port}/ (checkpoints in {settings.checkpoints_dir})",
           file=sys.stderr)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=args.log_level,
-                limit_concurrency=settings.limit_concurrency, ws_max_size=64 * 1024)
+    if settings.host in ("0.0.0.0", "::") and settings.allowed_hosts is None:
+        print(f"serving every address: requests must name one of {', '.join(settings.trusted_hosts)} in their Host "
+              "header; list the others with --allowed-host (or PERFRNN_ALLOWED_HOSTS)", file=sys.stderr)
+    uvicorn.Server(uvicorn_config(create_app(settings), settings, log_level=args.log_level)).run()
     return 0

@@ -11,8 +11,13 @@ its ``started``. Mid-stream the client may send ``{"type": "control",
 ``pause``, ``resume`` or ``stop``. The stream ends with note-offs for every sounding note, then
 ``{"type": "end", "reason": "stopped" | "finished"}`` and close code 1000. Errors: ``{"type": "error", ...}``;
 a refused start closes with 1008 (bad request) or 1013 (overloaded, model unavailable), after an error
-message whose ``status`` is the HTTP status the same failure gets (service/errors.py). A client that
-disconnects frees its engine stream at once.
+message whose ``status`` is the HTTP status the same failure gets (service/errors.py). A message that is not
+JSON (or nested too deeply to read) gets an error and changes nothing. Should the engine fail the stream, the
+client gets an error (status 503), note-offs and ``end`` with reason ``error``.
+
+Bounds: a live slot is taken only by a valid start message, which must come within ``live_start_timeout_s``;
+the server stops reading a client whose replies pile up unsent, and drops one that reads nothing for
+``live_send_timeout_s`` (its engine stream is freed at once, as for a client that disconnects).
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ from service.sessions import MusicBackend, control_vector_for, music_spec
 router = APIRouter(tags=["live"])
 log = logging.getLogger(__name__)
 
-START_TIMEOUT_S = 10.0  # the start message must come this soon after connecting
+MAX_OUTBOX = 32  # replies waiting to be sent: beyond this the client's messages are not read until it reads
 TICK_S = 0.01  # how often the token queue is drained (well under the engine's lookahead)
 BAD_REQUEST, OVERLOADED = 1008, 1013  # WebSocket close codes
 
@@ -61,6 +66,7 @@ class LiveSocket:
         self.gone = self.stop = False
         self.pause: bool | None = None  # a requested pause (True) or resume (False) not yet handled
         self.paused = False
+        self.failure: str | None = None  # why the stream must end early (a reader failure)
         self.state: dict[str, Any] = {}  # the sampling and controls in force
         self.music: MusicBackend | None = None  # the model the start message chose, with its engine
 
@@ -70,12 +76,15 @@ class LiveSocket:
             rt.music()  # without the default music model there is nothing to stream: say so at once
         except ModelUnavailable as exc:
             return await self._refuse(OVERLOADED, status_of(exc), str(exc))
+        start = await self._start()  # no slot is held while a client dawdles
+        if start is None:
+            return None
         try:
             rt.live.acquire()
         except Overloaded as exc:
             return await self._refuse(OVERLOADED, status_of(exc), str(exc))
         try:
-            opened = await self._open()
+            opened = await self._open(start)
             if opened is not None:
                 try:
                     await self._play(*opened)
@@ -84,12 +93,9 @@ class LiveSocket:
         finally:
             rt.live.release()
 
-    async def _open(self) -> tuple[Stream, LiveStart] | None:
-        """Read the start message and open the stream; None when refused (the socket is then closed)."""
+    async def _open(self, start: LiveStart) -> tuple[Stream, LiveStart] | None:
+        """Open the stream; None when refused (the socket is then closed)."""
         rt = self.rt
-        start = await self._start()
-        if start is None:
-            return None
         limit = rt.settings.max_live_seconds
         try:
             self.music = rt.music(start.model)
@@ -103,10 +109,14 @@ class LiveSocket:
         return None
 
     async def _start(self) -> LiveStart | None:
+        timeout = self.rt.settings.live_start_timeout_s
         try:
-            msg = await asyncio.wait_for(self._receive(), START_TIMEOUT_S)
+            msg = await asyncio.wait_for(self._receive(), timeout)
         except TimeoutError:
-            await self._refuse(BAD_REQUEST, 408, f"no start message within {START_TIMEOUT_S:g} s")
+            await self._refuse(BAD_REQUEST, 408, f"no start message within {timeout:g} s")
+            return None
+        if isinstance(msg, Unreadable):
+            await self._refuse(BAD_REQUEST, 400, msg.reason)
             return None
         try:
             return LiveStart.model_validate(msg)
@@ -117,10 +127,11 @@ class LiveSocket:
     async def _play(self, stream: Stream, start: LiveStart) -> None:
         assert self.music is not None
         mm = self.music.model
-        deadline = time.monotonic() + START_TIMEOUT_S
+        deadline = time.monotonic() + self.rt.settings.live_start_timeout_s
         while not stream.started_at:  # admitted at the engine's next step
             if stream.closed.is_set() or time.monotonic() > deadline:
-                return await self._refuse(OVERLOADED, 503, "the engine did not take the stream: try again later")
+                detail = stream.error or "the engine did not take the stream: try again later"
+                return await self._refuse(OVERLOADED, 503, detail)
             await asyncio.sleep(0.001)
         origin = stream.started_at
         self.state = {"temperature": start.temperature, "top_k": start.top_k, "top_p": start.top_p,
@@ -136,6 +147,9 @@ class LiveSocket:
             reader.cancel()
         if reason == "disconnected":
             return
+        if reason == "error":
+            await self._send({"type": "error", "status": 503 if stream.error else 400,
+                              "detail": stream.error or self.failure or "the stream failed"})
         now = time.monotonic() - origin
         # nothing is left sounding on the client: a stopped stream releases now, a finished one when its music ends
         end = now if reason != "finished" else max(now, decoder.time_s + stream.started_at - origin)
@@ -146,6 +160,8 @@ class LiveSocket:
 
     async def _write(self, stream: Stream, decoder: LiveDecoder, origin: float) -> str:
         while not self.gone:
+            if self.failure is not None:
+                return "error"
             if self.stop:
                 return "stopped"
             if self.pause is not None:
@@ -167,7 +183,7 @@ class LiveSocket:
                 for ev in events:
                     await self._send(_note(ev, ev.time_s + offset))
                 if ended:
-                    return "finished"
+                    return "error" if stream.error else "finished"
             await asyncio.sleep(TICK_S)
         return "disconnected"
 
@@ -188,7 +204,12 @@ class LiveSocket:
     async def _read(self, stream: Stream) -> None:
         try:
             while not self.stop:
+                while len(self.outbox) >= MAX_OUTBOX and not (self.gone or self.stop):
+                    await asyncio.sleep(TICK_S)  # the client is not reading its replies: stop reading its messages
                 msg = await self._receive()
+                if isinstance(msg, Unreadable):
+                    self.outbox.append({"type": "error", "status": 400, "detail": msg.reason})
+                    continue
                 try:
                     self._handle(stream, msg)
                 except (ValidationError, ServiceError, ValueError) as exc:
@@ -196,9 +217,9 @@ class LiveSocket:
                     self.outbox.append({"type": "error", "status": 422, "detail": detail})
         except WebSocketDisconnect:
             self.gone = True
-        except Exception:  # a broken connection: end the stream rather than leave it running
+        except Exception as exc:  # whatever it was, the stream ends properly: error, note-offs, end
             log.exception("live stream reader failed")
-            self.gone = True
+            self.failure = f"the server could not handle a message ({type(exc).__name__})"
 
     def _handle(self, stream: Stream, msg: Any) -> None:
         kind = msg.get("type") if isinstance(msg, dict) else None
@@ -228,24 +249,21 @@ class LiveSocket:
         self.outbox.append({"type": "control", **new})
 
     async def _receive(self) -> Any:
-        """The next message, parsed (None for a frame that is not JSON). Raises WebSocketDisconnect."""
+        """The next message, parsed (``Unreadable`` for a frame that is not JSON). Raises WebSocketDisconnect."""
         message = await self.ws.receive()
         if message["type"] == "websocket.disconnect":
             raise WebSocketDisconnect(message.get("code", 1000))
         text = message.get("text")
         if text is None:
             text = (message.get("bytes") or b"").decode("utf-8", errors="replace")
-        try:
-            return json.loads(text)
-        except ValueError:
-            return None
+        return parse_message(text)
 
     async def _send(self, msg: dict[str, Any]) -> None:
         if self.gone:
             return
-        try:
-            await self.ws.send_json(msg)
-        except Exception:  # the client went away mid-send
+        try:  # a client that reads nothing fills the socket's buffers: then the send waits, up to the timeout
+            await asyncio.wait_for(self.ws.send_json(msg), self.rt.settings.live_send_timeout_s)
+        except Exception:  # the client went away mid-send, or stopped reading
             self.gone = True
 
     async def _refuse(self, code: int, status: int, detail: str) -> None:
@@ -259,6 +277,49 @@ class LiveSocket:
             await self.ws.close(code)
         except Exception:  # already closed by the client
             self.gone = True
+
+
+MAX_DEPTH = 32  # JSON nesting; no valid message nests deeper than 2
+
+
+class Unreadable:
+    """A client message that is not a JSON value this server reads; ``reason`` says why."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+def parse_message(text: str) -> Any:
+    """A client message's JSON value, or ``Unreadable``. Nesting is bounded before parsing (a deeply nested
+    value would exhaust the parser's recursion)."""
+    if _depth_over(text, MAX_DEPTH):
+        return Unreadable(f"the message is nested more than {MAX_DEPTH} levels deep")
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        return Unreadable("the message is not JSON")
+
+
+def _depth_over(text: str, limit: int) -> bool:
+    """Whether brackets outside strings nest deeper than ``limit`` (a linear scan; escapes respected)."""
+    depth, in_string, escaped = 0, False, False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif ch in "]}":
+            depth -= 1
+    return False
 
 
 def _note(ev: TimedNote, at: float) -> dict[str, Any]:

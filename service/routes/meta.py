@@ -26,10 +26,14 @@ CARD_MAX_BYTES = 256 * 1024
 
 @router.get("/health")
 def health(rt: RuntimeDep) -> Health:
-    """Which models are loaded, and how busy the engines are (streams summed over the music models)."""
+    """Which models are loaded, whether each music model's engine runs, and how busy the engines are (streams
+    summed over the music models). ``degraded``: the default music model is not loaded, or an engine is down
+    (it restarts with the next stream that needs it)."""
     models = rt.models
     loaded = {name: models.loaded(name) for name in models.names}
-    return Health(status="ok" if models.loaded(models.default_music) else "degraded", models=loaded,
+    engines = {name: engine.healthy for name, engine in rt.engines.items()}
+    ok = models.loaded(models.default_music) and all(engines.values())
+    return Health(status="ok" if ok else "degraded", models=loaded, engines=engines,
                   engine_streams=sum(engine.active for engine in rt.engines.values()),
                   engine_capacity=rt.settings.engine_streams, live_streams=rt.live.used,
                   port_sessions=0 if rt.sessions is None else len(rt.sessions))

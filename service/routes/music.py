@@ -34,11 +34,16 @@ def render_midi(body: RenderRequest, rt: RuntimeDep) -> Response:
 @router.post("/render/upload", response_class=Response, responses={**MIDI_OUT, **ERRORS})
 def render_upload(form: Annotated[RenderForm, Form()], primer: Annotated[UploadFile, File(description="a .mid")],
                   rt: RuntimeDep) -> Response:
-    """Continue an uploaded .mid (its last ``max_primer_seconds``) and return the result as a .mid file."""
+    """Continue an uploaded .mid and return the result as a .mid file. The primer is the upload's last
+    ``max_primer_seconds`` (30 s by default), and of those its last ``max_primer_notes`` notes (2,000)."""
     req = form.request()
     rt.music(req.model)  # an unknown or missing model is refused before the upload is parsed
-    notes = primer_from_upload(primer.file.read(), primer.filename or "upload.mid", rt.settings.max_primer_seconds)
-    return midi_response(_render(rt, req, notes), f"performance-{req.seed}.mid")
+    _check_seconds(rt, req)
+    with rt.renders.take():  # parsing is work too: only with a render slot
+        s = rt.settings
+        notes = primer_from_upload(primer.file.read(), primer.filename or "upload.mid", s.max_primer_seconds,
+                                   s.max_primer_notes)
+        return midi_response(_render_in_slot(rt, req, notes), f"performance-{req.seed}.mid")
 
 
 @router.post("/events", responses=ERRORS)
@@ -61,9 +66,17 @@ def midi_response(notes: Sequence[Note], filename: str) -> Response:
 
 
 def _render(rt: RuntimeDep, req: RenderRequest, primer: list[Note] | None) -> list[Note]:
-    music = rt.music(req.model)
+    rt.music(req.model)
+    _check_seconds(rt, req)
+    with rt.renders.take():
+        return _render_in_slot(rt, req, primer)
+
+
+def _check_seconds(rt: RuntimeDep, req: RenderRequest) -> None:
     limit = rt.settings.max_render_seconds
     if req.seconds > limit:
         raise InvalidRequest(f"seconds must be <= {limit:g} on this server, got {req.seconds:g}")
-    with rt.renders.take():
-        return render(music, req, primer, timeout_s=rt.settings.render_timeout_s)
+
+
+def _render_in_slot(rt: RuntimeDep, req: RenderRequest, primer: list[Note] | None) -> list[Note]:
+    return render(rt.music(req.model), req, primer, timeout_s=rt.settings.render_timeout_s)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import io
 import sys
 import threading
 import time
@@ -93,6 +94,25 @@ class FakePort:
     @property
     def messages(self) -> list[mido.Message]:
         return [m for _, m in self.sent]
+
+
+def dense_midi(n_notes: int, *, seconds: float = 20.0, pedal: bool = False) -> bytes:
+    """A type-1 file with ``n_notes`` short notes spread over ``seconds`` (running status keeps it compact:
+    about 8 bytes a note, so 125k notes make a 1 MB file), the sustain pedal flipping after every note if
+    ``pedal``: the shape of a hostile or merely huge upload."""
+    mid = mido.MidiFile(ticks_per_beat=480)  # 120 bpm: 960 ticks a second
+    track = mido.MidiTrack()
+    mid.tracks.append(track)
+    step = max(1, int(seconds * 960 / n_notes))
+    for i in range(n_notes):
+        pitch = 36 + (i * 7) % 60
+        track.append(mido.Message("note_on", note=pitch, velocity=40 + i % 80, time=step))
+        if pedal:
+            track.append(mido.Message("control_change", control=64, value=127 * (i % 2), time=0))
+        track.append(mido.Message("note_off", note=pitch, velocity=0, time=1))
+    buf = io.BytesIO()
+    mid.save(file=buf)
+    return buf.getvalue()
 
 
 def unmatched_note_ons(messages: list[mido.Message]) -> set[tuple[int, int]]:
@@ -203,6 +223,11 @@ def jack_receiver() -> Iterator[Callable[[Any], JackReceiver]]:
 @pytest.fixture
 def make_clock() -> type[FakeClock]:
     return FakeClock
+
+
+@pytest.fixture(name="dense_midi")
+def dense_midi_fixture() -> Callable[..., bytes]:
+    return dense_midi
 
 
 @pytest.fixture

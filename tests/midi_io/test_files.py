@@ -1,4 +1,6 @@
 import io
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import mido
@@ -89,3 +91,14 @@ def test_missing_file_names_the_path(tmp_path: Path) -> None:
 def test_notes_to_midi_bytes_is_deterministic() -> None:
     notes = [Note(60, 100, 0.0, 0.5)]
     assert notes_to_midi_bytes(notes) == notes_to_midi_bytes(notes)
+
+
+def test_a_large_pedal_heavy_file_parses_in_bounded_time(dense_midi: Callable[..., bytes]) -> None:
+    """40k notes with the pedal flipping after each (the shape that took minutes when every pedal change
+    rescanned every note) parse in about a second: the bound is generous, the old cost was quadratic."""
+    data = dense_midi(40_000, seconds=60.0, pedal=True)
+    assert len(data) > 400_000
+    t0 = time.monotonic()
+    notes = read_notes(data, name="pedal.mid")
+    assert time.monotonic() - t0 < 30.0
+    assert len(notes) == 40_000

@@ -146,3 +146,83 @@ def test_injected_tokens_enter_the_state(model: RecurrentModel) -> None:
             break
     else:
         raise AssertionError(f"no split point reproduces {got} (head {head_len})")
+
+
+class Faulty:
+    """A step model that records its calls and raises where told: in ``forward`` for a primer holding
+    ``bad_token``, in ``step`` the ``fail_step``-th time (``error`` is what it raises)."""
+
+    def __init__(self, inner: RecurrentModel, *, bad_token: int | None = None, fail_step: int | None = None,
+                 error: type[BaseException] = RuntimeError) -> None:
+        self.inner, self.bad_token, self.fail_step, self.error = inner, bad_token, fail_step, error
+        self.calls: list[tuple[str, int]] = []
+
+    def forward(self, inputs, state=None, controls=None):  # noqa: ANN001, ANN201
+        self.calls.append(("forward", inputs.shape[1]))
+        if self.bad_token is not None and bool((inputs == self.bad_token).any()):
+            raise MemoryError("cannot allocate the primer's activations")
+        return self.inner.forward(inputs, state, controls)
+
+    def step(self, inputs, state, controls):  # noqa: ANN001, ANN201
+        self.calls.append(("step", inputs.shape[0]))
+        if self.fail_step is not None and sum(c[0] == "step" for c in self.calls) == self.fail_step:
+            raise self.error("the step blew up")
+        return self.inner.step(inputs, state, controls)
+
+
+def test_a_long_primer_is_primed_in_chunks_between_the_other_streams_steps(model: RecurrentModel) -> None:
+    spy = Faulty(model)
+    ctrl = torch.zeros(3)
+    long = StreamSpec(torch.randint(0, V, (1000,), generator=torch.Generator().manual_seed(0)), seed=3,
+                      lookahead_s=None, max_steps=20)
+    with Engine(spy, CategoricalHead(V), seconds_of=seconds_of, default_controls=ctrl, prime_chunk=64) as engine:
+        running = engine.open(StreamSpec(torch.tensor([1]), lookahead_s=None, max_steps=100_000))
+        while running.steps < 5:
+            time.sleep(0.001)
+        primed = engine.open(long)
+        got = drain(primed)
+        running.close()
+    feeds = [i for i, (kind, n) in enumerate(spy.calls) if kind == "forward" and n > 1]
+    assert len(feeds) == -(-1000 // 64) and max(spy.calls[i][1] for i in feeds) <= 64
+    # the running stream was stepped between every two chunks of the long primer
+    assert all(any(k == "step" for k, _ in spy.calls[a:b]) for a, b in zip(feeds, feeds[1:]))
+    assert got == reference(model, long, 20, ctrl)  # chunked priming changes nothing in the music
+
+
+def test_a_stream_that_fails_to_prime_fails_alone(model: RecurrentModel) -> None:
+    with Engine(Faulty(model, bad_token=9), CategoricalHead(V), seconds_of=seconds_of,
+                default_controls=torch.zeros(3)) as engine:
+        good = engine.open(StreamSpec(torch.tensor([1, 2]), lookahead_s=None, max_steps=50))
+        bad = engine.open(StreamSpec(torch.tensor([1, 9]), lookahead_s=None, max_steps=50))
+        assert drain(bad) == [] and bad.error is not None and "MemoryError" in bad.error
+        assert len(drain(good)) == 50 and good.error is None
+        assert engine.healthy
+
+
+def test_a_failing_step_ends_its_batch_with_the_error_and_the_engine_carries_on(model: RecurrentModel) -> None:
+    with Engine(Faulty(model, fail_step=3), CategoricalHead(V), seconds_of=seconds_of,
+                default_controls=torch.zeros(3)) as engine:
+        first = engine.open(StreamSpec(torch.tensor([1]), lookahead_s=None, max_steps=50))
+        drain(first)
+        assert first.error is not None and "the step blew up" in first.error
+        later = engine.open(StreamSpec(torch.tensor([1]), lookahead_s=None, max_steps=50))
+        assert len(drain(later)) == 50 and later.error is None
+        assert engine.healthy and engine.failures == 1
+
+
+class WorkerKiller(BaseException):
+    """Not an Exception: nothing inside the worker catches it, so the worker thread dies."""
+
+
+def test_a_dead_worker_reports_unhealthy_and_the_next_open_restarts_it(model: RecurrentModel) -> None:
+    with Engine(Faulty(model, fail_step=2, error=WorkerKiller), CategoricalHead(V), seconds_of=seconds_of,
+                default_controls=torch.zeros(3)) as engine:
+        victim = engine.open(StreamSpec(torch.tensor([1]), lookahead_s=None, max_steps=50))
+        drain(victim)
+        assert victim.error is not None and "died" in victim.error
+        deadline = time.monotonic() + 5
+        while engine.healthy and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert not engine.healthy
+        revived = engine.open(StreamSpec(torch.tensor([1]), lookahead_s=None, max_steps=50))
+        assert len(drain(revived)) == 50 and engine.healthy

@@ -7,9 +7,13 @@ from __future__ import annotations
 import importlib.util
 import shutil
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import Any
+from urllib.parse import urljoin
 
 import pytest
 import torch
@@ -25,6 +29,7 @@ from service.app import create_app
 from service.deps import get_port_opener
 from service.settings import Settings
 
+LOCAL_URL = "http://127.0.0.1:8000"
 TEXT_VOCAB = "\n !',.:;?ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 MUSIC_CARD = "# Music model\n\nA baby model for tests.\n"
 SCORES_CARD = "# Scores model\n\nThe same baby model under a second name.\n"
@@ -79,6 +84,21 @@ def checkpoints_dir(baby_checkpoint: Path, tmp_path_factory: pytest.TempPathFact
 
 
 @pytest.fixture(scope="session")
+def wide_checkpoints_dir(baby_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A music model as costly to prime as a real one (2x256, untrained: random music), the baby's codec."""
+    from dataclasses import replace
+
+    from performance_rnn.checkpoint import load_raw
+
+    ckpt = load_raw(baby_checkpoint)
+    torch.manual_seed(2)
+    config = replace(ModelConfig(**ckpt["model_config"]), hidden_size=256, num_layers=2)
+    folder = tmp_path_factory.mktemp("wide")
+    atomic_save(model_payload("music", RecurrentModel(config).eval(), ckpt["codec"]), folder / "music.pt")
+    return folder
+
+
+@pytest.fixture(scope="session")
 def two_models_dir(baby_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Two music checkpoints (the baby model under both default names, each with its card), no siblings."""
     folder = tmp_path_factory.mktemp("two-models")
@@ -94,6 +114,14 @@ def settings(checkpoints_dir: Path) -> Settings:
     return Settings(checkpoints_dir=checkpoints_dir, max_renders=4, max_live_streams=3, max_port_sessions=2,
                     max_render_seconds=60, max_upload_bytes=64 * 1024, render_timeout_s=30, lookahead_s=0.2,
                     session_lease_s=30, max_live_seconds=120)
+
+
+class LocalClient(TestClient):
+    """A TestClient whose HTTP and WebSocket requests name 127.0.0.1:8000 as their Host (Starlette's own joins
+    WebSocket paths to ws://testserver, a Host the server refuses by default)."""
+
+    def websocket_connect(self, url: str, *args: Any, **kwargs: Any) -> Any:
+        return super().websocket_connect(urljoin(LOCAL_URL.replace("http", "ws", 1), url), *args, **kwargs)
 
 
 class FakePorts:
@@ -121,7 +149,7 @@ def make_client(fake_ports: FakePorts) -> Iterator[Callable[..., TestClient]]:
         app: FastAPI = create_app(s)
         if ports is not None:
             app.dependency_overrides[get_port_opener] = lambda: ports
-        client = TestClient(app)
+        client = LocalClient(app, base_url=LOCAL_URL)  # a Host the server answers to by default
         client.__enter__()
         opened.append(client)
         return client
@@ -129,6 +157,42 @@ def make_client(fake_ports: FakePorts) -> Iterator[Callable[..., TestClient]]:
     yield make
     for client in reversed(opened):
         client.__exit__(None, None, None)
+
+
+@pytest.fixture(name="dense_midi")
+def dense_midi_fixture() -> Callable[..., bytes]:
+    """``dense_midi(n_notes, seconds=20.0, pedal=False)``: a compact .mid of many short notes (tests/midi_io)."""
+    return midi_fakes.dense_midi
+
+
+@pytest.fixture
+def serve(fake_ports: FakePorts) -> Iterator[Callable[[Settings], str]]:
+    """``serve(settings)`` -> "127.0.0.1:PORT": the app on a real uvicorn server on loopback, configured as
+    ``perfrnn serve`` configures it (service/server.py), stopped with the test."""
+    import uvicorn
+
+    from service.server import uvicorn_config
+
+    running: list[tuple[uvicorn.Server, threading.Thread]] = []
+
+    def start(s: Settings) -> str:
+        app = create_app(s)
+        app.dependency_overrides[get_port_opener] = lambda: fake_ports
+        server = uvicorn.Server(uvicorn_config(app, s, log_level="warning", port=0))
+        thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
+        thread.start()
+        running.append((server, thread))
+        deadline = time.monotonic() + 30
+        while not server.started:
+            assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.01)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        return f"127.0.0.1:{port}"
+
+    yield start
+    for server, thread in running:
+        server.should_exit = True
+        thread.join(timeout=15)
 
 
 @pytest.fixture

@@ -121,8 +121,8 @@ def test_bad_messages(client: TestClient) -> None:
             ws.receive_json()
         assert closed.value.code == 1008
     with client.websocket_connect("/api/live") as ws:
-        ws.send_text("not json")
-        assert ws.receive_json()["status"] == 422
+        ws.send_text("not json")  # 400, as an HTTP body that is not JSON
+        assert ws.receive_json()["status"] == 400
     with client.websocket_connect("/api/live") as ws:  # mid-stream mistakes are reported; the stream goes on
         ws.send_json({"type": "start"})
         read_until(ws, "started")
@@ -131,7 +131,7 @@ def test_bad_messages(client: TestClient) -> None:
         ws.send_json({"type": "dance"})
         errors = [m for m in read_until(ws, "error") + read_until(ws, "error") + read_until(ws, "error")
                   if m["type"] == "error"]
-        assert [e["status"] for e in errors] == [422, 422, 422]
+        assert [e["status"] for e in errors] == [400, 422, 422]
         assert "unknown key" in errors[1]["detail"] and "dance" in errors[2]["detail"]
         ws.send_json({"type": "stop"})
         read_until(ws, "end")
@@ -144,6 +144,7 @@ def test_streams_over_the_limit_are_refused_with_1013(client: TestClient) -> Non
         rt.live.acquire()
     try:
         with client.websocket_connect("/api/live") as ws:
+            ws.send_json({"type": "start"})  # the slot is asked for by a valid start, not by connecting
             err = ws.receive_json()
             assert err["status"] == 429
             with pytest.raises(WebSocketDisconnect) as closed:
