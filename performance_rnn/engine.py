@@ -52,6 +52,7 @@ class StreamSpec:
     lookahead_s: float | None = 0.2  # music generated ahead of the wall clock; None = offline, no pacing
     max_seconds: float | None = None  # end the stream after this much music
     max_steps: int | None = None  # or after this many tokens
+    paused: bool = False  # join paused: take injected tokens (a phrase as it is played), generate after ``resume``
 
 
 @dataclass
@@ -103,9 +104,12 @@ class Stream:
         with self._lock:
             self._pending["pause"] = True
 
-    def resume(self) -> None:
+    def resume(self, max_seconds: float | None = None) -> None:
+        """Generate again; ``max_seconds`` (if given) ends the stream after that much music from now on."""
         with self._lock:
             self._pending["pause"] = False
+            if max_seconds is not None:
+                self._pending["max_seconds"] = float(max_seconds)
 
     def close(self) -> None:
         self.closed.set()
@@ -318,6 +322,7 @@ class Engine:
         gens = []
         for s in joining:
             s.started_at = now
+            s.paused_at = now if s.spec.paused else None
             g = torch.Generator()
             g.manual_seed(int(s.spec.seed))
             gens.append(g)
@@ -369,6 +374,8 @@ class Engine:
                 self._controls[i] = (self.default_controls if c is None else c).to(self.device)  # type: ignore
             if pending.get("inject"):
                 self._inject(i, pending["inject"])  # type: ignore[arg-type]
+            if "max_seconds" in pending:
+                s.spec.max_seconds = s.music_s + float(pending["max_seconds"])  # type: ignore[arg-type]
             if pending.get("pause") is True and s.paused_at is None:
                 s.paused_at = now
             elif pending.get("pause") is False and s.paused_at is not None:

@@ -226,3 +226,22 @@ def test_a_dead_worker_reports_unhealthy_and_the_next_open_restarts_it(model: Re
         assert not engine.healthy
         revived = engine.open(StreamSpec(torch.tensor([1]), lookahead_s=None, max_steps=50))
         assert len(drain(revived)) == 50 and engine.healthy
+
+
+def test_a_paused_stream_takes_a_phrase_then_answers_from_it(model: RecurrentModel) -> None:
+    """Jam's call mode: the stream joins paused, the phrase is injected as it is played, and after resume its
+    answer is what the sampler gives with primer + phrase, ending after ``max_seconds`` of music."""
+    ctrl = torch.tensor([1.0, 0.0, 0.0])
+    phrase = [2, 3, SHIFT, 4, SHIFT, 5]
+    spec = StreamSpec(torch.tensor([1]), SamplingConfig(), seed=3, lookahead_s=None, paused=True)
+    with Engine(FastStep(model), CategoricalHead(V), seconds_of=seconds_of, default_controls=ctrl) as engine:
+        stream = engine.open(spec)
+        for i in range(0, len(phrase), 2):  # played a note at a time
+            stream.inject(phrase[i : i + 2])
+            time.sleep(0.02)
+        assert stream.tokens.empty()  # paused: nothing generated while the phrase is played
+        stream.resume(max_seconds=0.5)
+        got = drain(stream)
+    assert got.count(SHIFT) == 5 and got[-1] == SHIFT  # it ended at 0.5 s of music
+    full = StreamSpec(torch.tensor([1, *phrase]), SamplingConfig(), seed=3, lookahead_s=None)
+    assert got == reference(model, full, len(got), ctrl)
