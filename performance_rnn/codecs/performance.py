@@ -227,3 +227,82 @@ class NoteDecoder:
         end = min(end, start + self._limit)
         sps = self.cfg.steps_per_second
         return Note(pitch, velocity, self.start_s + start / sps, self.start_s + end / sps)
+
+
+class PhraseEncoder:
+    """Notes as a player plays them -> token ids, incrementally (the jam primes the model while a phrase is
+    played). Times are seconds on any clock, from ``t0`` (the phrase's first note-on); the rules are those of
+    ``notes_to_events`` on the finished phrase, as far as they can be applied without waiting: steps round half
+    up, a VELOCITY precedes a NOTE_ON whose bin changed, a note that would last no step lasts one (its NOTE_OFF
+    moves a step later, and what follows in that step with it). With ``sustain``, a key released while the
+    pedal is down sounds on until the pedal lifts or the key is struck again, as ``midi_io.files.sustain_notes``.
+    """
+
+    def __init__(self, cfg: PerformanceCodecConfig, t0: float, *, sustain: bool = True, pedal: bool = False) -> None:
+        self.cfg, self.t0, self.sustain = cfg, t0, sustain
+        self.step = 0
+        self.velocity_bin = 0
+        self.sounding: dict[int, tuple[float, int]] = {}  # pitch -> (time, step) of its NOTE_ON
+        self.sustained: set[int] = set()  # released keys the pedal holds
+        self.pedal = pedal and sustain  # the pedal may be down before the first note
+
+    def note_on(self, pitch: int, velocity: int, time_s: float) -> list[int]:
+        out = self._advance(time_s)
+        if pitch in self.sounding:  # struck again while it sounds (held by the pedal): the old note ends here
+            out += self._off(pitch)
+        vbin = velocity_to_bin(velocity, self.cfg)
+        if vbin != self.velocity_bin:
+            out.append(encode_event(Event(EventType.VELOCITY, vbin), self.cfg))
+            self.velocity_bin = vbin
+        out.append(encode_event(Event(EventType.NOTE_ON, pitch), self.cfg))
+        self.sounding[pitch] = (time_s, self.step)
+        return out
+
+    def note_off(self, pitch: int, time_s: float) -> list[int]:
+        if pitch not in self.sounding or pitch in self.sustained:
+            return []
+        if self.sustain and self.pedal:
+            self.sustained.add(pitch)
+            return []
+        return self._advance(time_s) + self._off(pitch)
+
+    def pedal_change(self, down: bool, time_s: float) -> list[int]:
+        self.pedal = down and self.sustain
+        if self.pedal or not self.sustained:
+            return []
+        out = self._advance(time_s)
+        for pitch in self._by_onset(self.sustained):
+            out += self._off(pitch)
+        return out
+
+    def release_all(self, time_s: float) -> list[int]:
+        """NOTE_OFFs of everything that sounds (the phrase is over); nothing when nothing sounds."""
+        if not self.sounding:
+            return []
+        out = self._advance(time_s)
+        for pitch in self._by_onset(self.sounding):
+            out += self._off(pitch)
+        return out
+
+    def _by_onset(self, pitches: Iterable[int]) -> list[int]:
+        """Notes ending together end in the order of their onsets (then pitch), as ``notes_to_events`` orders them."""
+        return sorted(pitches, key=lambda p: (self.sounding[p][0], p))
+
+    def _advance(self, time_s: float) -> list[int]:
+        step = max(self.step, quantize_seconds(max(0.0, time_s - self.t0), self.cfg))
+        return self._shift(step - self.step)
+
+    def _shift(self, steps: int) -> list[int]:
+        out = []
+        while steps > 0:
+            n = min(steps, self.cfg.max_shift_steps)
+            out.append(encode_event(Event(EventType.TIME_SHIFT, n), self.cfg))
+            self.step += n
+            steps -= n
+        return out
+
+    def _off(self, pitch: int) -> list[int]:
+        out = self._shift(1) if self.sounding[pitch][1] == self.step else []
+        del self.sounding[pitch]
+        self.sustained.discard(pitch)
+        return out + [encode_event(Event(EventType.NOTE_OFF, pitch), self.cfg)]

@@ -123,3 +123,68 @@ def test_streaming_decoder_matches_batch_decoder() -> None:
     dec = NoteDecoder(CFG)
     streamed = [n for e in events for n in dec.feed(e)] + dec.finish()
     assert sorted(streamed, key=lambda n: (n.start_s, n.pitch)) == events_to_notes(events, CFG)
+
+
+def _played_phrase(seed: int) -> list[tuple[float, str, int, int]]:
+    """A random phrase as a player plays it: (time_s, kind, pitch or 64, velocity or pedal value), each event on
+    its own 10 ms step (3 ms past it, so rounding is never a tie), notes at least 20 ms long, pedal up at the end."""
+    import random
+
+    rng = random.Random(seed)
+    t, held, pedal, events = 1.003, {}, False, []
+    for _ in range(60):
+        t += rng.choice([0.01, 0.02, 0.05, 0.13, 0.4])
+        r = rng.random()
+        if r < 0.15:
+            pedal = not pedal
+            events.append((t, "pedal", 64, 127 if pedal else 0))
+        elif held and r < 0.55:
+            pitch = rng.choice(sorted(held))
+            if t - held[pitch] >= 0.02:
+                events.append((t, "off", pitch, 0))
+                del held[pitch]
+        else:
+            pitch = rng.choice([60, 62, 64, 65, 67])  # few pitches: re-strikes, also under the pedal
+            if pitch not in held:
+                events.append((t, "on", pitch, rng.randint(20, 120)))
+                held[pitch] = t
+    for pitch in sorted(held):
+        t += 0.05
+        events.append((t, "off", pitch, 0))
+    if pedal:
+        events.append((t + 0.05, "pedal", 64, 0))
+    return events
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_phrase_encoder_tokens_equal_the_captured_phrase_encoded(seed: int) -> None:
+    """Fed note by note as it is played, the encoder gives the tokens of the finished phrase as the jam captures
+    it (sustain applied) and encodes it offline."""
+    import mido
+
+    from midi_io.capture import CaptureConfig, PhraseCapture
+    from performance_rnn.codecs.performance import PhraseEncoder
+
+    cfg = PerformanceCodecConfig()
+    events = _played_phrase(seed)
+    capture = PhraseCapture(CaptureConfig(silence_s=0.5, min_notes=1))
+    encoder: PhraseEncoder | None = None
+    tokens: list[int] = []
+    pedal = False
+    for t, kind, pitch, value in events:
+        if kind == "pedal":
+            msg = mido.Message("control_change", control=64, value=value)
+        else:
+            msg = mido.Message("note_on" if kind == "on" else "note_off", note=pitch, velocity=value)
+        capture.feed(msg, t)
+        if encoder is None and kind == "on":
+            encoder = PhraseEncoder(cfg, t, pedal=pedal)
+        pedal = value >= 64 if kind == "pedal" else pedal
+        if encoder is not None:
+            tokens += (encoder.note_on(pitch, value, t) if kind == "on" else encoder.note_off(pitch, t)
+                       if kind == "off" else encoder.pedal_change(value >= 64, t))
+    end = events[-1][0] + 1.0
+    phrase = capture.poll(end)
+    assert phrase is not None and encoder is not None
+    tokens += encoder.release_all(end)
+    assert tokens == encode(notes_to_events(phrase, cfg), cfg)
