@@ -21,6 +21,7 @@ import math
 import os
 import platform
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -429,6 +430,51 @@ def first_note(mm: MusicModel, budget: Budget) -> Json:
     return out
 
 
+def jam_answer(mm: MusicModel, budget: Budget) -> Json:
+    """Call-and-response: a 2 s phrase (from the 10 s primer's source) played into a ``Jam`` in real time, judged
+    over after 0.3 s of silence. ``latency`` = first answer note-on sent - the moment the phrase was judged over
+    - the model's own opening rest. The phrase is primed while it is played, so no priming remains to be done."""
+    from midi_io.capture import CaptureConfig, PhraseCapture
+    from service.jam import Jam, JamConfig
+
+    notes = [n for n in ten_second_primer(mm)[0] if n.start_s < 2.0]
+    events = sorted([(n.start_s, 1, n.pitch, n.velocity) for n in notes] + [(min(n.end_s, 2.0), 0, n.pitch, 0)
+                                                                          for n in notes])
+    engine = music_engine(mm, max_streams=4).start()
+    port = NullPort()
+    jam = Jam(mm, engine, PhraseCapture(CaptureConfig(silence_s=0.3)), port, JamConfig("call", response_s=0.5))
+    stop = threading.Event()
+    worker = threading.Thread(target=jam.run, args=(stop,), daemon=True)
+    worker.start()
+    trials = []
+    try:
+        for trial in range(budget.first_note_trials):
+            t0 = time.monotonic()
+            for at, on, pitch, velocity in events:
+                time.sleep(max(0.0, t0 + at - time.monotonic()))
+                kind = "note_on" if on else "note_off"
+                jam.feed(mido.Message(kind, note=pitch, velocity=velocity), time.monotonic())
+            deadline = time.monotonic() + 10
+            while jam.responses <= trial and time.monotonic() < deadline:
+                time.sleep(0.005)
+            live, judged = jam._live, jam.judged_at
+            if live is None or judged is None or live.first_note_music_s is None:
+                continue
+            first = next((t for t, m in port.sent if t > judged and m.type == "note_on" and m.velocity > 0), None)
+            if first is not None:
+                trials.append({"latency_ms": (first - judged - live.first_note_music_s) * 1e3,
+                               "wall_ms": (first - judged) * 1e3, "musical_rest_ms": live.first_note_music_s * 1e3})
+    finally:
+        stop.set()
+        worker.join(timeout=10)
+        engine.stop()
+    out: Json = {"phrase_notes": len(notes), "trials": trials}
+    for key in ("latency_ms", "wall_ms", "musical_rest_ms"):
+        out[f"{key.removesuffix('_ms')}_p50_ms"] = pct([t[key] for t in trials], 50)
+    out["p50_ms"] = out["latency_p50_ms"]
+    return out
+
+
 # ---- report ----
 def table(r: Json) -> str:
     def f(x: float | None) -> str:
@@ -464,6 +510,9 @@ def table(r: Json) -> str:
     rows.append(("5 first note", "10 s primer", f"latency p50 {f(fn['latency_p50_ms'])} ms (startup "
                  f"{f(fn['startup_p50_ms'])} ms incl. priming); wall p50 {f(fn['wall_p50_ms'])} ms = latency + the "
                  f"model's opening rest (p50 {f(fn['musical_rest_p50_ms'])} ms)"))
+    ja = r["jam"]
+    rows.append(("6 jam answer", f"{ja['phrase_notes']}-note phrase", f"latency p50 {f(ja['latency_p50_ms'])} ms after "
+                 f"the phrase is judged over (less the model's opening rest, p50 {f(ja['musical_rest_p50_ms'])} ms)"))
     w = [max(len(row[i]) for row in rows) for i in range(2)]
     return "\n".join(f"{a:<{w[0]}}  {b:<{w[1]}}  {c}" for a, b, c in rows)
 
@@ -483,6 +532,8 @@ def targets(r: Json) -> Json:
         "jack_p99_abs_error_le_1.5ms_at_16": {"measured": j16.get("p99_abs_error_ms"),
                                               "met": (j16.get("p99_abs_error_ms") or 1e9) <= 1.5},
         "first_note_latency_p50_le_50ms": {"measured": fn, "met": not math.isnan(fn) and fn <= 50.0},
+        "jam_first_answer_latency_p50_le_15ms": {"measured": r["jam"]["p50_ms"],
+                                                 "met": not math.isnan(r["jam"]["p50_ms"]) and r["jam"]["p50_ms"] <= 15.0},
     }
 
 
@@ -519,7 +570,7 @@ def main(argv: list[str] | None = None) -> int:
     shared = not args.player_threads
     sections: tuple[tuple[str, Callable[[MusicModel, Budget], Json]], ...] = (
         ("throughput", throughput), ("streams", lambda m, b: concurrent_streams(m, b, shared_hub=shared)),
-        ("jack", lambda m, b: jack_timing(m, b, shared_hub=shared)), ("first_note", first_note))
+        ("jack", lambda m, b: jack_timing(m, b, shared_hub=shared)), ("first_note", first_note), ("jam", jam_answer))
     for key, fn in sections:
         print(f"running {key} ...", flush=True)
         r[key] = fn(mm, budget)

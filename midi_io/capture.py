@@ -151,6 +151,12 @@ class PhraseCapture:
         with self._lock:
             return frozenset(self._open)
 
+    @property
+    def capturing(self) -> bool:
+        """A phrase has begun and not yet been returned or discarded."""
+        with self._lock:
+            return self._start is not None
+
     def feed(self, msg: mido.Message, time_s: float | None = None) -> None:
         """Take one incoming message; ``time_s`` is its clock time (default ``now()``)."""
         t = self._now() if time_s is None else time_s

@@ -55,6 +55,7 @@ class LivePlayback:
         self.on_event = on_event
         self.done = threading.Event()
         self.first_note_at: float | None = None  # engine/monotonic time the first note-on was scheduled for
+        self.first_note_music_s: float | None = None
         self._origin = 0.0
         self._start_lag: float | None = None  # how late the first token arrived after the stream's start
         self._stopping = threading.Event()
@@ -76,6 +77,7 @@ class LivePlayback:
         offset += self._start_lag or 0.0
         if ev.on and self.first_note_at is None:
             self.first_note_at = self._origin + offset + ev.time_s
+            self.first_note_music_s = ev.time_s  # the model's own rest before its first note
         self.player.schedule(ev.time_s + offset, timed_message(ev, self.channel), timeout_s=5.0)
         if self.on_event is not None:
             self.on_event(ev)
@@ -91,8 +93,10 @@ class LivePlayback:
                     continue
                 if tok is None or self._stopping.is_set():
                     break
-                if self._start_lag is None:
-                    self._start_lag = max(0.0, self.player.piece_time() + START_MARGIN_S)
+                if self._start_lag is None:  # how late the first token came after the music's time 0 (which
+                    # moves on by the time a stream spent paused, e.g. listening to a jam phrase before answering)
+                    started = (self.stream.started_at or self._origin) - self._origin
+                    self._start_lag = max(0.0, self.player.piece_time() - started + START_MARGIN_S)
                 for ev in self.decoder.feed(tok):
                     self._schedule(ev)
             if not self._stopping.is_set():  # on stop, the player releases what sounds and drops the rest
