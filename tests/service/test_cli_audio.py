@@ -58,10 +58,10 @@ def test_generate_wav_is_audible_and_its_onsets_line_up_with_the_notes(tmp_path:
     with capsys.disabled():
         print(f"\ngenerate -o a.wav: RMS {rms:.1f} dBFS, {len(notes)} notes, {a.detected} onsets detected, "
               f"{a.within:.0%} within 30 ms of a note-on, |error| median {a.median_ms:.1f} ms p90 {a.p90_ms:.1f} ms, "
-              f"signed median {a.signed_median_ms:+.1f} ms")
+              f"signed median {a.signed_median_ms:+.1f} ms, {a.recall:.0%} of note-ons found")
     assert a.detected >= 10 and a.within >= 0.9 and a.median_ms <= 20.0, a
-    # the check can fail: the same onsets against the notes moved by 150 ms do not line up
-    assert audio_check.align(found, [t + 0.15 for t in notes]).within < 0.6
+    # the check can fail: against the notes moved by 150 ms the same onsets line up only by chance
+    assert audio_check.align(found, [t + 0.15 for t in notes]).within < a.within - 0.3
 
 
 @needs_fluidsynth
