@@ -11,3 +11,12 @@ class MidiDecodeError(MidiIOError):
 
 class PortUnavailableError(MidiIOError):
     """A MIDI port could not be opened, or vanished while in use."""
+
+
+class AudioUnavailable(MidiIOError):
+    """Audio rendering needs FluidSynth and a General MIDI SoundFont, and one of them is missing (the message
+    says how to install it). MIDI features work without them."""
+
+
+class AudioRenderError(MidiIOError):
+    """FluidSynth ran but did not produce the audio file (the message carries its error)."""

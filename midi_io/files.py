@@ -12,6 +12,7 @@ import pretty_midi
 
 from midi_io.errors import MidiDecodeError
 from midi_io.notes import Note
+from midi_io.output import write_bytes
 
 MAX_FILE_BYTES = 32 * 1024 * 1024  # larger inputs are refused rather than parsed
 SUSTAIN_CC = 64
@@ -147,12 +148,10 @@ def notes_to_midi_bytes(notes: Sequence[Note], *, program: int = 0, tempo_bpm: f
 
 
 def write_notes(notes: Sequence[Note], path: str | os.PathLike[str], *, program: int = 0,
-                end_s: float | None = None) -> None:
-    """Write notes to ``path`` atomically (a temp file renamed into place)."""
-    target = Path(path)
-    tmp = target.with_name(target.name + ".tmp")
-    tmp.write_bytes(notes_to_midi_bytes(notes, program=program, end_s=end_s))
-    os.replace(tmp, target)
+                end_s: float | None = None, force: bool = False) -> None:
+    """Write notes to ``path`` safely (``midi_io.output``: a temp file beside it renamed into place, removed on
+    any error; a device, FIFO or symlink target refused unless ``force``)."""
+    write_bytes(path, notes_to_midi_bytes(notes, program=program, end_s=end_s), force=force)
 
 
 def _load_bytes(source: str | os.PathLike[str] | bytes, name: str | None) -> tuple[bytes, str]:

@@ -166,12 +166,14 @@ def render_png(drawings: Sequence[np.ndarray], path: str | os.PathLike[str], col
             xy = [((px - lo[0]) * k + ox, (py - lo[1]) * k + oy) for px, py in line]
             if len(xy) > 1:
                 draw.line(xy, fill="black", width=max(1, cell // 40), joint="curve")
-    img.save(path)
+    img.save(path, format="PNG")  # by name, not by extension: the path may be a temporary file
 
 
 def add_arguments(ap: argparse.ArgumentParser) -> None:
     """The ``perfrnn strokes`` flags."""
     ap.add_argument("-o", "--output", default="strokes.svg", help=".svg or .png; '-' writes SVG to stdout")
+    ap.add_argument("--force", action="store_true",
+                    help="write into an existing device/FIFO or through a symbolic link instead of refusing")
     ap.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT)
     ap.add_argument("-n", "--num", type=int, default=16, help="drawings in the grid")
     ap.add_argument("--cols", type=int, default=4)
@@ -184,7 +186,13 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Sample a grid of drawings and write it as SVG (or PNG by the file's suffix); errors -> status 2."""
+    from midi_io.output import check_output, output_format, write_bytes, write_with  # stdlib only
+
     try:
+        fmt = "svg"
+        if args.output != "-":  # the output is checked before any work (OutputRefused is a ValueError)
+            fmt = output_format(args.output, ("svg", "png"))
+            check_output(args.output, force=args.force)
         partial = None
         if args.partial:
             try:
@@ -194,15 +202,15 @@ def run(args: argparse.Namespace) -> int:
         sm = load_stroke_model(args.checkpoint)
         drawings = generate_strokes(sm, args.num, args.temperature, args.seed, partial)
         box = None if args.fit else sm.canvas
-        if args.output.lower().endswith(".png"):
-            render_png(drawings, args.output, args.cols, box=box)
-        elif args.output == "-":
+        if args.output == "-":
             sys.stdout.write(grid_svg(drawings, args.cols, box=box))
+        elif fmt == "png":
+            write_with(args.output, lambda tmp: render_png(drawings, tmp, args.cols, box=box), force=args.force)
         else:
-            Path(args.output).write_text(grid_svg(drawings, args.cols, box=box), encoding="utf-8")
+            write_bytes(args.output, grid_svg(drawings, args.cols, box=box).encode("utf-8"), force=args.force)
         if args.json:
             rows = [np.round(d.astype(np.float64), 2).tolist() for d in drawings]
-            Path(args.json).write_text(json.dumps(rows), encoding="utf-8")
+            write_bytes(args.json, json.dumps(rows).encode("utf-8"), force=args.force)
     except (PerformanceRNNError, ValueError) as exc:
         print(f"perfrnn strokes: error: {exc}", file=sys.stderr)
         return 2

@@ -13,7 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from midi_io.errors import MidiDecodeError, PortUnavailableError
+from midi_io.errors import AudioRenderError, AudioUnavailable, MidiDecodeError, PortUnavailableError
 from performance_rnn.engine import EngineBusy, StreamFailed
 from performance_rnn.errors import CheckpointError, CodecError
 
@@ -69,6 +69,8 @@ STATUS: dict[type[Exception], int] = {
     Forbidden: 403,
     NotFound: 404,
     Overloaded: 429,
+    AudioUnavailable: 406,  # audio asked for (format or Accept) on a server without FluidSynth or a SoundFont
+    AudioRenderError: 503,  # FluidSynth failed or ran past the render timeout
     ModelUnavailable: 503,
     CheckpointError: 503,
     EngineBusy: 503,

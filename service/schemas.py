@@ -43,6 +43,7 @@ class Error(BaseModel):
 
 _STATUS_TEXT = {400: "The body is not readable JSON", 401: "The session's token is missing",
                 403: "The token does not match", 404: "Not found", 413: "The request body is too large",
+                406: "Audio was asked for and this server cannot synthesize it (no FluidSynth or SoundFont)",
                 422: "Invalid parameters, or input the model cannot take", 429: "An admission limit is reached: retry",
                 503: "The model is unavailable or the server is overloaded: retry"}
 
@@ -108,6 +109,18 @@ class RenderRequest(SamplingFields, ControlFields, PrimerFields, ModelFields):
     include_primer: bool = Field(False, description="start the output with the primer")
 
 
+OutputFormat = Literal["mid", "wav", "flac", "ogg"]
+FORMAT_DESCRIPTION = ("what to answer: a MIDI file (mid) or audio synthesized from it with FluidSynth and a General "
+                      "MIDI SoundFont (wav: 16-bit PCM, flac, ogg: Vorbis; 44.1 kHz stereo). Default: the Accept "
+                      "header's choice (audio/wav, audio/flac, audio/ogg), else mid")
+
+
+class AudioRenderRequest(RenderRequest):
+    """A render that may answer audio instead of MIDI."""
+
+    format: OutputFormat | None = Field(None, description=FORMAT_DESCRIPTION)
+
+
 class RenderForm(SamplingFields, ControlFields, ModelFields):
     """The multipart variant's form fields (the primer comes as a .mid file instead of pitches)."""
 
@@ -115,9 +128,10 @@ class RenderForm(SamplingFields, ControlFields, ModelFields):
     seconds: float = Field(10.0, gt=0.0, le=MAX_RENDER_SECONDS, description="seconds of music after the primer")
     seed: Seed = 0
     include_primer: bool = Field(False, description="start the output with the primer")
+    format: OutputFormat | None = Field(None, description=FORMAT_DESCRIPTION)
 
     def request(self) -> RenderRequest:
-        return RenderRequest(**self.model_dump())
+        return RenderRequest(**self.model_dump(exclude={"format"}))
 
 
 class NoteModel(Strict):

@@ -1,4 +1,5 @@
-"""The import direction: service -> performance_rnn, midi_io; performance_rnn -> midi_io.notes only."""
+"""The import direction: service -> performance_rnn, midi_io; performance_rnn -> midi_io.notes and midi_io.output
+(the stdlib-only safe file writer) only."""
 
 import subprocess
 import sys
@@ -18,3 +19,8 @@ def test_performance_rnn_imports_no_midi_or_web_library() -> None:
 def test_midi_io_never_imports_torch() -> None:
     mods = _modules_after("import midi_io, midi_io.files")
     assert "torch" not in mods and "performance_rnn" not in mods
+
+
+def test_safe_output_helper_is_stdlib_only() -> None:
+    mods = _modules_after("import midi_io.output")
+    assert not mods & {"mido", "pretty_midi", "rtmidi", "numpy", "torch", "performance_rnn", "service"}

@@ -9,7 +9,8 @@ import sys
 
 # subcommand -> (module, one-line help); a module defines add_arguments(parser) and run(args) -> int
 COMMANDS: dict[str, tuple[str, str]] = {
-    "generate": ("service.cli.generate", "write .mid files from the music checkpoint"),
+    "generate": ("service.cli.generate", "write .mid (or .wav/.flac/.ogg) files from the music checkpoint"),
+    "render": ("service.cli.render", "synthesize a MIDI file to .wav/.flac/.ogg with FluidSynth"),
     "events": ("service.cli.events", "print a MIDI file's events as the model sees them (--ids: token ids)"),
     "data": ("service.cli.data", "build a music dataset from MIDI folders and/or music21's corpus"),
     "train": ("service.cli.train", "train the music, text or stroke model (resumes; works under torchrun)"),
@@ -59,10 +60,13 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # the user sees one clear line, not a traceback (-v shows it)
+        from midi_io.errors import MidiIOError
+        from midi_io.output import OutputRefused
         from performance_rnn.errors import PerformanceRNNError
 
-        from midi_io.errors import MidiIOError
-
+        if isinstance(exc, OutputRefused):  # a usage error, like argparse's: nothing was written
+            print(f"perfrnn {args.command}: error: {exc}", file=sys.stderr)
+            return 2
         if isinstance(exc, PerformanceRNNError | MidiIOError | ValueError | OSError) and not args.verbose:
             print(f"perfrnn {args.command}: error: {exc}", file=sys.stderr)
             return 1

@@ -1,4 +1,5 @@
-"""``perfrnn generate``: write .mid files from the shipped music checkpoint."""
+"""``perfrnn generate``: write .mid files from the shipped music checkpoint, or audio (.wav, .flac, .ogg) through
+FluidSynth; the format is chosen by the output's extension."""
 
 from __future__ import annotations
 
@@ -7,11 +8,18 @@ import sys
 import time
 from pathlib import Path
 
+from service.cli.render import add_audio_arguments, add_force_argument, audio_config
+
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[2] / "checkpoints" / "music.pt"
+MIDI_FORMATS = ("mid", "midi")
+OUTPUT_FORMATS = (*MIDI_FORMATS, "wav", "flac", "ogg")  # by extension; anything else is refused (exit status 2)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-o", "--output", default="out.mid", help="output file; with --num-outputs N: out-1.mid ...")
+    p.add_argument("-o", "--output", default="out.mid",
+                   help="output file, its format by extension: .mid, .wav, .flac or .ogg (audio through FluidSynth); "
+                        "with --num-outputs N: out-1.mid ...")
+    add_force_argument(p)
     p.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT))
     p.add_argument("--seconds", type=float, default=20.0, help="seconds of music to generate (after the primer)")
     p.add_argument("--temperature", type=float, default=1.0)
@@ -33,6 +41,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--key", default=None, help="favour a key: C, F#, Bb, 'A minor', Am")
     p.add_argument("--num-outputs", type=int, default=1)
     p.add_argument("--device", default="cpu")
+    add_audio_arguments(p)
 
 
 def _pitches(text: str) -> list[int]:
@@ -55,13 +64,24 @@ def output_paths(output: str, n: int) -> list[Path]:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from midi_io.files import read_notes, write_notes
+    from midi_io.audio import find_program, find_soundfont, synthesize_notes_file
+    from midi_io.files import notes_to_midi_bytes, read_notes
+    from midi_io.output import check_output, output_format, write_bytes
     from performance_rnn.config import SamplingConfig
     from performance_rnn.music import beam_performance, chord_primer, generate_performances, load_music
 
     t0 = time.monotonic()
     if not 1 <= args.num_outputs <= 64:
         raise ValueError("--num-outputs must be in range 1..64")
+    # the output is checked before any work: a refused name, extension or missing synthesizer writes nothing
+    paths = output_paths(args.output, args.num_outputs)
+    special = [check_output(path, force=args.force)[1] for path in paths]
+    fmt = output_format(args.output, OUTPUT_FORMATS, default="mid" if special[0] else None)  # -o /dev/null --force
+    audio = None
+    if fmt not in MIDI_FORMATS:
+        audio = audio_config(args)
+        find_program(audio)
+        find_soundfont(audio.soundfont)
     sampling = SamplingConfig(args.temperature, args.top_k, args.top_p)
     primer = None
     primer_s = 0.0
@@ -90,9 +110,13 @@ def run(args: argparse.Namespace) -> int:
                                              density_nps=args.density, key=args.key,
                                              include_primer=args.include_primer,
                                              keyboard_mask=not args.no_keyboard_mask)
-    for path, notes in zip(output_paths(args.output, len(performances)), performances):
+    for path, notes in zip(paths, performances):
         end = max([n.end_s for n in notes] + [args.seconds + (primer_s if args.include_primer else 0.0)])
-        write_notes(notes, path, end_s=end)
+        midi = notes_to_midi_bytes(notes, end_s=end)
+        if audio is None:
+            write_bytes(path, midi, force=args.force)
+        else:
+            synthesize_notes_file(midi, path, audio, force=args.force, fmt=fmt)
         print(f"wrote {path}: {len(notes)} notes, {end:.1f} s", file=sys.stderr)
     print(f"done in {time.monotonic() - t0:.1f} s", file=sys.stderr)
     return 0
