@@ -11,6 +11,12 @@ from pathlib import Path
 from service.cli.render import add_audio_arguments, add_force_argument, audio_config
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[2] / "checkpoints" / "music.pt"
+
+
+def add_weights_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--weights", default="auto", choices=["auto", "float32", "bfloat16", "int8"],
+                   help="how the inference step stores the model's weights: auto = int8 on a CPU with int8 kernels "
+                        "when it keeps the model within tolerance (see the model card), else float32")
 MIDI_FORMATS = ("mid", "midi")
 OUTPUT_FORMATS = (*MIDI_FORMATS, "wav", "flac", "ogg")  # by extension; anything else is refused (exit status 2)
 
@@ -40,6 +46,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--density", type=float, default=None, help="target note density, notes per second (1..64)")
     p.add_argument("--key", default=None, help="favour a key: C, F#, Bb, 'A minor', Am")
     p.add_argument("--num-outputs", type=int, default=1)
+    add_weights_argument(p)
     p.add_argument("--device", default="cpu")
     add_audio_arguments(p)
 
@@ -96,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError("--device cuda asked for, but torch sees no CUDA device")
     torch.set_num_threads(1)  # one stream step is latency-bound: more threads only add synchronisation
-    mm = load_music(args.checkpoint, args.device)
+    mm = load_music(args.checkpoint, args.device, weights=args.weights)
     if args.beam_size:
         performances = [beam_performance(mm, seconds=args.seconds, beam_size=args.beam_size, seed=args.seed + i,
                                          sampling=sampling, branch_factor=args.branch_factor,

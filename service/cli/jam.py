@@ -12,7 +12,7 @@ import argparse
 import sys
 import threading
 
-from service.cli.generate import DEFAULT_CHECKPOINT
+from service.cli.generate import DEFAULT_CHECKPOINT, add_weights_argument
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -31,6 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT))
     p.add_argument("--seed", type=int, default=0)
+    add_weights_argument(p)
     p.add_argument("--device", default="cpu")
 
 
@@ -47,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(1)
     cc_map = CCMap.parse(args.cc_map) if args.cc_map else CCMap()
-    mm = load_music(args.checkpoint, args.device)
+    mm = load_music(args.checkpoint, args.device, weights=args.weights)
     out = open_output(args.out, virtual=not args.connect, api=args.api)
     capture = PhraseCapture(CaptureConfig(silence_s=args.silence, cc_map=cc_map),
                             passthrough=out if args.passthrough else None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from service.cli.generate import DEFAULT_CHECKPOINT
+from service.cli.generate import DEFAULT_CHECKPOINT, add_weights_argument
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -25,6 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seconds", type=float, default=None, help="stop after this much music (default: never)")
     p.add_argument("--lookahead", type=float, default=0.2, help="seconds generated ahead of playback")
     p.add_argument("--late-ms", type=float, default=100.0, help="drop events later than this")
+    add_weights_argument(p)
     p.add_argument("--device", default="cpu")
 
 
@@ -45,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(1)
     sampling = SamplingConfig(args.temperature, args.top_k, args.top_p)
     primer = read_notes(args.primer) if args.primer else None
-    mm = load_music(args.checkpoint, args.device)
+    mm = load_music(args.checkpoint, args.device, weights=args.weights)
     port = open_output(args.port_name, virtual=not args.connect, api=args.api)
     engine = music_engine(mm).start()
     freeze_heap()

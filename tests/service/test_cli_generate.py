@@ -69,3 +69,16 @@ def test_bad_input_is_one_clear_line(args: list[str], message: str, tmp_path: Pa
     rc = main(["generate", "--checkpoint", str(baby_checkpoint), "-o", str(tmp_path / "o.mid"), *args])
     err = capsys.readouterr().err
     assert rc == 1 and message in err and "Traceback" not in err
+
+
+def test_weights_choose_the_inference_step(tmp_path: Path, baby_checkpoint: Path) -> None:
+    """--weights float32 keeps the training model's numbers; int8 (where the CPU has the kernels) also plays."""
+    from performance_rnn.fast_step import int8_available
+
+    ck = str(baby_checkpoint)
+    for weights in ["float32", "bfloat16"] + (["int8"] if int8_available() else []):
+        out = tmp_path / f"{weights}.mid"
+        assert main(["generate", "--checkpoint", ck, "-o", str(out), "--seconds", "5", "--weights", weights]) == 0
+        assert read_notes(out)
+    with pytest.raises(SystemExit):
+        main(["generate", "--checkpoint", ck, "-o", str(tmp_path / "x.mid"), "--weights", "int4"])
