@@ -90,7 +90,9 @@ class FastStep:
         self.weights = weights
         order = torch.cat([torch.arange(0, 2 * H), torch.arange(3 * H, 4 * H), torch.arange(2 * H, 3 * H)])
         self.table: Tensor | None = None  # (V, 4H): layer-0 input contribution per token, biases folded in
-        self.fused: list[Callable[[Tensor], Tensor]] = []  # layer l: [input part, h] -> gates (i, f, o, g)
+        self.fused: list[Callable[[Tensor], Tensor]] = []  # layer l: [input part, h] -> gates (i, f, o, 2g)
+        # the g rows are doubled, so one sigmoid serves all four gates: tanh(g) = 2 sigmoid(2g) - 1 (``_cell``)
+        g_scale = torch.cat([torch.ones(3 * H), torch.full((H,), 2.0)]).to(dev)
         with torch.no_grad():
             for layer in range(c.num_layers):
                 w_ih = getattr(model.lstm, f"weight_ih_l{layer}")[order]  # (4H, in)
@@ -100,10 +102,11 @@ class FastStep:
                     emb = model.embed.weight if model.embed is not None else None
                     tok_w = w_ih[:, : (c.embed_size or c.input_size)]  # (4H, E)
                     table = (emb @ tok_w.T) if emb is not None else tok_w.T.clone()  # (V, 4H)
-                    self.table = (table + b).float().contiguous()
-                    self.fused.append(_affine(torch.cat([w_ih[:, tok_w.shape[1] :], w_hh], dim=1), None, weights))
+                    self.table = (table + b).float().contiguous() * g_scale
+                    self.fused.append(_affine(torch.cat([w_ih[:, tok_w.shape[1] :], w_hh], dim=1) * g_scale[:, None],
+                                              None, weights))
                 else:
-                    self.fused.append(_affine(torch.cat([w_ih, w_hh], dim=1), b, weights))
+                    self.fused.append(_affine(torch.cat([w_ih, w_hh], dim=1) * g_scale[:, None], b * g_scale, weights))
             self.out = _affine(model.out.weight, model.out.bias, weights)
         self._lstm = _quantized_lstm(model.lstm) if weights == "int8" else model.lstm
         self._graphs: dict[int, _Graph] = {}
@@ -153,29 +156,33 @@ class FastStep:
 
     def _step(self, inputs: Tensor, state: LSTMState, controls: Tensor | None) -> tuple[Tensor, LSTMState]:
         H = self.config.hidden_size
-        h_out, c_out = torch.empty_like(state.h), torch.empty_like(state.c)
+        hs, cs = state.h.unbind(0), state.c.unbind(0)
+        h_new, c_new = [], []
+        if controls is not None and controls.dtype != torch.float32:
+            controls = controls.float()
         x: Tensor = inputs
         for layer, fused in enumerate(self.fused):
-            h, c = state.h[layer], state.c[layer]  # (B, H)
+            h, c = hs[layer], cs[layer]  # (B, H)
             if layer == 0 and self.table is not None:
-                xin = torch.cat([controls.float(), h], dim=1) if self.config.control_size else h  # type: ignore[union-attr]
+                xin = torch.cat([controls, h], dim=1) if self.config.control_size else h  # type: ignore[list-item]
                 gates = fused(xin).add_(self.table.index_select(0, inputs))
             elif layer == 0:
                 parts = [inputs.float()] + ([controls.float()] if self.config.control_size else []) + [h]  # type: ignore[union-attr]
                 gates = fused(torch.cat(parts, dim=1))
             else:
                 gates = fused(torch.cat([x, h], dim=1))
-            x, _ = _cell(gates, c, H, h_out[layer], c_out[layer])
-        return self.out(x), LSTMState(h_out, c_out)
+            x, c = _cell(gates, c, H)
+            h_new.append(x)
+            c_new.append(c)
+        return self.out(x), LSTMState(torch.stack(h_new), torch.stack(c_new))
 
 
-def _cell(gates: Tensor, c: Tensor, H: int, h_out: Tensor | None = None,
-          c_out: Tensor | None = None) -> tuple[Tensor, Tensor]:
-    """LSTM cell from gates (B, 4H) ordered (i, f, o, g) and the cell c (B, H) -> (h, c), in place in ``gates``."""
-    gates[:, : 3 * H].sigmoid_()
-    gates[:, 3 * H :].tanh_()
-    c_new = torch.addcmul(gates[:, H : 2 * H] * c, gates[:, :H], gates[:, 3 * H :], out=c_out)
-    h_new = torch.mul(gates[:, 2 * H : 3 * H], torch.tanh(c_new), out=h_out)
+def _cell(gates: Tensor, c: Tensor, H: int) -> tuple[Tensor, Tensor]:
+    """LSTM cell from gates (B, 4H) ordered (i, f, o, 2g) and the cell c (B, H) -> (h, c), in place in ``gates``:
+    c' = f c + i tanh(g) = f c + 2 i sigmoid(2g) - i; h' = o tanh(c')."""
+    i, f, o, s = gates.sigmoid_().view(gates.shape[0], 4, H).unbind(1)
+    c_new = torch.addcmul(f * c, i, s, value=2.0).sub_(i)
+    h_new = o * torch.tanh(c_new)
     return h_new, c_new
 
 

@@ -27,10 +27,12 @@ class BatchSampling:
     # no stream greedy or filtered (top-k/top-p): a softmax at temperature is the distribution; derived once here,
     # so whoever edits the tensors in place builds a new BatchSampling from them
     plain: bool = field(init=False)
+    divisor: Tensor = field(init=False)  # (B, 1) what logits are divided by: the temperature, at least 1e-6
 
     def __post_init__(self) -> None:
         plain = not bool(torch.any((self.top_k > 0) | (self.top_p < 1) | (self.temperature <= 0)))
         object.__setattr__(self, "plain", plain)
+        object.__setattr__(self, "divisor", self.temperature.unsqueeze(1).clamp_min(1e-6))
 
     @staticmethod
     def of(configs: Sequence[SamplingConfig], device: torch.device | str = "cpu") -> BatchSampling:
@@ -47,6 +49,8 @@ class BatchSampling:
 def draw_uniform(generators: Sequence[torch.Generator], n: int = 1) -> Tensor:
     """(B, n) uniforms in [0, 1), row b drawn from generators[b] (so a stream's samples do not depend on
     which other streams share its batch)."""
+    if len(generators) == 1:
+        return torch.rand(1, n, generator=generators[0], dtype=torch.float64)
     return torch.stack([torch.rand(n, generator=g, dtype=torch.float64) for g in generators])
 
 
@@ -68,9 +72,16 @@ def filtered_log_probs(logits: Tensor, settings: BatchSampling) -> Tensor:
 
     Temperature 0 rows keep only their argmax.
     """
-    temp = settings.temperature.to(logits.device).unsqueeze(1)  # (B, 1)
-    scaled = logits.float() / temp.clamp_min(1e-6)
-    greedy = temp.squeeze(1) <= 0
+    return torch.log_softmax(filtered_logits(logits, settings), dim=-1)
+
+
+def filtered_logits(logits: Tensor, settings: BatchSampling) -> Tensor:
+    """logits (B, V) -> logits / temperature, with those top-k and top-p remove (and all but the argmax of
+    temperature-0 rows) at -inf. Where no stream filters (``settings.plain``) just the division."""
+    scaled = logits.float() / settings.divisor.to(logits.device)
+    if settings.plain:
+        return scaled
+    greedy = settings.temperature.to(logits.device) <= 0
     sorted_logits, order = torch.sort(scaled, dim=-1, descending=True)  # (B, V)
     rank = torch.arange(logits.shape[-1], device=logits.device).unsqueeze(0)  # (1, V)
     k = settings.top_k.to(logits.device).unsqueeze(1)
@@ -80,8 +91,7 @@ def filtered_log_probs(logits: Tensor, settings: BatchSampling) -> Tensor:
     before = torch.cumsum(probs, dim=-1) - probs  # mass strictly above each rank
     drop |= (before >= settings.top_p.to(logits.device).unsqueeze(1)) & (rank > 0)
     sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
-    filtered = torch.full_like(scaled, float("-inf")).scatter(1, order, sorted_logits)
-    return torch.log_softmax(filtered, dim=-1)
+    return torch.full_like(scaled, float("-inf")).scatter(1, order, sorted_logits)
 
 
 class CategoricalHead:
@@ -92,12 +102,7 @@ class CategoricalHead:
 
     def sample(self, params: Tensor, settings: BatchSampling, generators: Sequence[torch.Generator]) -> Tensor:
         """params (B, V) logits -> tokens (B,) int64, by inverse CDF on a per-stream uniform."""
-        if settings.plain:  # the usual case: skip the sort that top-k/top-p need (same numbers)
-            temp = settings.temperature.to(params.device).unsqueeze(1).clamp_min(1e-6)
-            logp = torch.log_softmax(params.float() / temp, dim=-1)
-        else:
-            logp = filtered_log_probs(params, settings)
-        probs = logp.exp().double()  # (B, V)
+        probs = torch.softmax(filtered_logits(params, settings), dim=-1, dtype=torch.float64)  # (B, V)
         cdf = torch.cumsum(probs, dim=-1)
         u = draw_uniform(generators).to(probs.device) * cdf[:, -1:]  # (B, 1)
         tokens = torch.searchsorted(cdf, u, right=True).squeeze(1)
