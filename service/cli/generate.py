@@ -7,6 +7,8 @@ import sys
 import time
 from pathlib import Path
 
+from service.cli.primer import primer_from_file
+
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[2] / "checkpoints" / "music.pt"
 
 
@@ -55,7 +57,7 @@ def output_paths(output: str, n: int) -> list[Path]:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from midi_io.files import read_notes, write_notes
+    from midi_io.files import write_notes
     from performance_rnn.config import SamplingConfig
     from performance_rnn.music import beam_performance, chord_primer, generate_performances, load_music
 
@@ -66,9 +68,7 @@ def run(args: argparse.Namespace) -> int:
     primer = None
     primer_s = 0.0
     if args.primer:
-        primer = [n for n in read_notes(args.primer) if not n.is_drum]
-        if not primer:
-            raise ValueError(f"{args.primer}: the primer holds no notes")
+        primer = primer_from_file(args.primer)
     elif args.primer_pitches:
         primer = chord_primer(_pitches(args.primer_pitches))
     if primer:

@@ -31,11 +31,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from midi_io.files import read_notes
     from midi_io.player import Player, PlayerConfig, run_until_signal
     from midi_io.ports import open_output
     from performance_rnn.config import SamplingConfig
     from performance_rnn.music import load_music, music_engine, stream_spec
+    from service.cli.primer import primer_from_file
     from service.live import LivePlayback, freeze_heap
 
     if not 0 <= args.channel <= 15:
@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--lookahead must be in range 0.01..5 seconds")
     torch.set_num_threads(1)
     sampling = SamplingConfig(args.temperature, args.top_k, args.top_p)
-    primer = read_notes(args.primer) if args.primer else None
+    primer = primer_from_file(args.primer) if args.primer else None
     mm = load_music(args.checkpoint, args.device)
     port = open_output(args.port_name, virtual=not args.connect, api=args.api)
     engine = music_engine(mm).start()
