@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import mido
 
 from midi_io.capture import Control, ControlChange, PhraseCapture
+from midi_io.echo import Echo
 from midi_io.player import Player, PlayerConfig
 from midi_io.ports import OutputPort
 from performance_rnn.codecs.performance import Event, EventType, encode_event, velocity_to_bin
@@ -33,7 +34,7 @@ class JamConfig:
     mode: str = "call"  # "call" (call-and-response) or "continuous"
     response_s: float = 0.0  # response length; 0 = as long as the phrase
     lookahead_s: float = 0.2
-    channel: int = 0
+    channel: int = 0  # the model's MIDI channel, 0..15 (the CLI takes 1..16)
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -47,8 +48,10 @@ class Jam:
     """Runs one jam session on an engine, between a capture (fed by an input port) and an output port."""
 
     def __init__(self, mm: MusicModel, engine: Engine, capture: PhraseCapture, out: OutputPort,
-                 config: JamConfig = JamConfig()) -> None:
+                 config: JamConfig = JamConfig(), *, echo: Echo | None = None) -> None:
+        """``echo``: the capture's passthrough, if any (released when the jam ends)."""
         self.mm, self.engine, self.capture, self.out, self.config = mm, engine, capture, out, config
+        self.echo = echo
         self.sampling = SamplingConfig()
         self.density: float | None = None
         self.key: str | None = None
@@ -139,9 +142,11 @@ class Jam:
                     self.responses += 1
                     self.capture.reset()  # what was played during the response is not the next call
                 stop.wait(poll_s)
-        finally:
+        finally:  # nothing left sounding: the model's notes, then the player's passed-through ones
             if self._live is not None:
                 self._live.stop()
+            if self.echo is not None:
+                self.echo.release()
 
     def _drain_controls(self) -> None:
         while not self.capture.controls.empty():

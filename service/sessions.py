@@ -206,10 +206,11 @@ class PortSessions:
                           density=req.density, key=req.key, lookahead_s=self.lookahead_s, max_seconds=max_s)
         api = req.api or self.default_api
         port = open_port(req.port_name, api)
-        player = Player(port, PlayerConfig(channel=req.channel), hub=self.hub)
+        channel = req.channel - 1  # the API numbers channels 1..16, mido 0..15
+        player = Player(port, PlayerConfig(channel=channel), hub=self.hub)
         try:
             stream = music.engine.open(spec)
-            playback = LivePlayback(stream, player, music.model.codec, channel=req.channel).start()
+            playback = LivePlayback(stream, player, music.model.codec, channel=channel).start()
         except BaseException:
             player.stop()
             port.close()

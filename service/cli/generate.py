@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+from performance_rnn.codecs.controls import DENSITY_HELP, KEY_HELP
 from service.cli.primer import primer_from_file
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[2] / "checkpoints" / "music.pt"
@@ -31,8 +32,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     prim.add_argument("--primer", metavar="FILE.mid", help="continue this MIDI file")
     prim.add_argument("--primer-pitches", metavar="60,64,67", help="prime with one chord held for 0.5 s")
     p.add_argument("--include-primer", action="store_true", help="put the primer at the start of the output")
-    p.add_argument("--density", type=float, default=None, help="target note density, notes per second (1..64)")
-    p.add_argument("--key", default=None, help="favour a key: C, F#, Bb, 'A minor', Am")
+    p.add_argument("--density", type=float, default=None, help=DENSITY_HELP)
+    p.add_argument("--key", default=None, help=KEY_HELP)
     p.add_argument("--num-outputs", type=int, default=1)
     p.add_argument("--device", default="cpu")
 
