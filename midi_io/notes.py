@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+PRIMER_MAX_SECONDS = 30.0  # a primer is a file's last 30 s...
+PRIMER_MAX_NOTES = 2000  # ... and of those its last 2,000 notes: about 10k tokens at most, however dense the file
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,3 +31,15 @@ class Note:
     @property
     def duration_s(self) -> float:
         return self.end_s - self.start_s
+
+
+def trim_primer(notes: Sequence[Note], keep_s: float = PRIMER_MAX_SECONDS,
+                keep_notes: int = PRIMER_MAX_NOTES) -> list[Note]:
+    """The pitched notes that start in the last ``keep_s`` seconds of ``notes`` (by the latest note-off), and
+    of those the last ``keep_notes`` by onset: what a primer keeps, so that the work of priming is bounded
+    whatever a file holds (a 50-byte file can describe hours of music). Times are left as they are."""
+    pitched = sorted((n for n in notes if not n.is_drum), key=lambda n: (n.start_s, n.pitch))
+    if not pitched:
+        return []
+    end = max(n.end_s for n in pitched)
+    return [n for n in pitched if n.start_s >= end - keep_s][-keep_notes:]

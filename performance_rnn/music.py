@@ -4,6 +4,7 @@ N seconds of music, decode events to notes (the primer excluded unless asked).""
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -12,7 +13,14 @@ import torch
 
 from midi_io.notes import Note
 from performance_rnn.checkpoint import build_model, load_raw
-from performance_rnn.codecs.controls import CONTROL_DIM, control_vector, density_bin, key_histogram
+from performance_rnn.codecs.controls import (
+    CONTROL_DIM,
+    DENSITY_MAX_NPS,
+    DENSITY_MIN_NPS,
+    control_vector,
+    density_bin,
+    key_histogram,
+)
 from performance_rnn.codecs.performance import (
     Event,
     EventType,
@@ -35,6 +43,7 @@ from performance_rnn.model import RecurrentModel
 from performance_rnn.sampling import beam_search, generate, generators_from_seeds
 
 DEFAULT_VELOCITY = 80  # the unprimed seed's dynamics (mezzo-forte)
+PROBE_SEEDS, PROBE_SECONDS = (0, 1, 2, 3), 8.0  # how a model's own pace is measured (once per loaded model)
 PITCH_CLASSES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 _FLATS = {"DB": "C#", "EB": "D#", "GB": "F#", "AB": "G#", "BB": "A#"}
 
@@ -51,6 +60,18 @@ class MusicModel:
     def fast(self) -> FastStep:
         """The inference step (priming and sampling) every generation path uses, built once."""
         return FastStep(self.model, weights=self.weights)
+    _own_density: float | None = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def own_density(self) -> float:
+        """Notes per second this model plays with conditioning off (the median of a few seeded runs), measured
+        once: what a key given without a density keeps, rather than Magenta's fixed 15 n/s."""
+        with self._lock:
+            if self._own_density is None:
+                runs = generate_performances(self, seconds=PROBE_SECONDS, seeds=PROBE_SEEDS)
+                rates = sorted(len(notes) / PROBE_SECONDS for notes in runs)
+                self._own_density = max(DENSITY_MIN_NPS, rates[len(rates) // 2])
+            return self._own_density
 
     @property
     def conditioned(self) -> bool:
@@ -99,13 +120,24 @@ def parse_key(key: str) -> list[float]:
     return key_histogram(PITCH_CLASSES.index(name), mode)
 
 
+def check_density(density_nps: float | None) -> None:
+    """ValueError unless ``density_nps`` is None or in the control's range."""
+    if density_nps is not None and not DENSITY_MIN_NPS <= density_nps <= DENSITY_MAX_NPS:
+        raise ValueError(f"density must be {DENSITY_MIN_NPS:g}..{DENSITY_MAX_NPS:g} notes per second, got "
+                         f"{density_nps:g} (leave it unset for the model's own pace; below 1 the model falls silent)")
+
+
 def controls_for(mm: MusicModel, density_nps: float | None, key: str | None) -> torch.Tensor | None:
     """The control vector (C,) for a stream: None for an unconditioned model; the disable flag when neither
-    density (notes per second) nor key is given."""
+    density (notes per second) nor key is given; a key alone keeps the model's own pace (``own_density``).
+    Raises ValueError for a density out of range, an unknown key, or controls on an unconditioned model."""
+    check_density(density_nps)
     if not mm.conditioned:
         if density_nps is not None or key is not None:
             raise ValueError("this checkpoint was trained without controls: density and key are unavailable")
         return None
+    if key is not None and density_nps is None:
+        density_nps = mm.own_density()
     d = None if density_nps is None else density_bin(density_nps)
     h = None if key is None else parse_key(key)
     return torch.from_numpy(control_vector(d, h))

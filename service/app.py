@@ -75,6 +75,9 @@ def _load(settings: Settings, name: str, file_name: str, load: Callable[[Path, s
 def build_runtime(settings: Settings) -> Runtime:
     """The models, one started engine per music model, and the port sessions (all models share their limit)."""
     models = load_models(settings)
+    for mm in models.music.values():  # measured now, not inside the first request that sends a key alone
+        if mm.conditioned:
+            mm.own_density()
     engines = {name: music_engine(mm, max_streams=settings.engine_streams).start()
                for name, mm in models.music.items()}
     sessions_ = None

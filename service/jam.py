@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import mido
 
 from midi_io.capture import Control, ControlChange, PhraseCapture
+from midi_io.echo import Echo
 from midi_io.player import Player, PlayerConfig
 from midi_io.ports import OutputPort
 import torch
@@ -37,7 +38,7 @@ class JamConfig:
     mode: str = "call"  # "call" (call-and-response) or "continuous"
     response_s: float = 0.0  # response length; 0 = as long as the phrase
     lookahead_s: float = 0.2
-    channel: int = 0
+    channel: int = 0  # the model's MIDI channel, 0..15 (the CLI takes 1..16)
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -59,8 +60,10 @@ class Jam:
     """Runs one jam session on an engine, between a capture (fed by an input port) and an output port."""
 
     def __init__(self, mm: MusicModel, engine: Engine, capture: PhraseCapture, out: OutputPort,
-                 config: JamConfig = JamConfig()) -> None:
+                 config: JamConfig = JamConfig(), *, echo: Echo | None = None) -> None:
+        """``echo``: the capture's passthrough, if any (released when the jam ends)."""
         self.mm, self.engine, self.capture, self.out, self.config = mm, engine, capture, out, config
+        self.echo = echo
         self.sampling = SamplingConfig()
         self.density: float | None = None
         self.key: str | None = None
@@ -168,7 +171,9 @@ class Jam:
                            lookahead_s=self.config.lookahead_s, max_seconds=seconds)
         spec.controls = self._controls()
         self._seed += 1
-        stream: Stream = self.engine.open(spec)
+        return self._playback(self.engine.open(spec))
+
+    def _playback(self, stream: Stream) -> LivePlayback:
         player = Player(self.out, PlayerConfig(channel=self.config.channel))
         self._live = LivePlayback(stream, player, self.mm.codec, channel=self.config.channel).start()
         return self._live
@@ -204,10 +209,12 @@ class Jam:
                 elif not self.capture.capturing:
                     self._drop_listening()  # the capture let a too-short phrase go: so does the model
                 stop.wait(poll_s)
-        finally:
+        finally:  # nothing left sounding: the model's notes, then the player's passed-through ones
             self._drop_listening()
             if self._live is not None:
                 self._live.stop()
+            if self.echo is not None:
+                self.echo.release()
 
     def _answer(self, phrase: list, length: float, now: float) -> LivePlayback:
         """Play the answer: resume the stream that took the phrase as it was played, or prime one from it."""
@@ -224,9 +231,7 @@ class Jam:
         stream.set_controls(self._controls())
         stream.resume(max_seconds=length)
         self._seed += 1
-        player = Player(self.out, PlayerConfig(channel=self.config.channel))
-        self._live = LivePlayback(stream, player, self.mm.codec, channel=self.config.channel).start()
-        return self._live
+        return self._playback(stream)
 
     def _drop_listening(self) -> None:
         with self._lock:

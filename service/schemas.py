@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from midi_io.notes import Note
+from performance_rnn.codecs.controls import DENSITY_HELP, DENSITY_MAX_NPS, DENSITY_MIN_NPS, KEY_HELP
 from performance_rnn.config import SamplingConfig
 from performance_rnn.music import chord_primer, parse_key
 
@@ -63,8 +64,8 @@ class SamplingFields(Strict):
 
 
 class ControlFields(Strict):
-    density: float | None = Field(None, ge=0.0, le=100.0, description="target notes per second")
-    key: str | None = Field(None, max_length=16, description="C, F#, Bb, 'A minor', Am")
+    density: float | None = Field(None, ge=DENSITY_MIN_NPS, le=DENSITY_MAX_NPS, description=DENSITY_HELP)
+    key: str | None = Field(None, max_length=16, description=KEY_HELP)
 
     @field_validator("key")
     @classmethod
@@ -264,7 +265,7 @@ class Health(BaseModel):
 class SessionCreate(SamplingFields, ControlFields, PrimerFields, ModelFields):
     port_name: PortName = "Performance RNN"
     api: Literal["jack", "alsa", "coremidi"] | None = Field(None, description="rtmidi API; default: the server's")
-    channel: int = Field(0, ge=0, le=15)
+    channel: int = Field(1, ge=1, le=16, description="MIDI channel 1..16, numbered as DAWs show them")
     seed: Seed = 0
     max_seconds: float | None = Field(None, gt=0.0, le=24 * 3600.0, description="end after this much music")
 
@@ -281,7 +282,7 @@ class SessionInfo(BaseModel):
     model: str  # the music model it plays
     port_name: str
     api: str
-    channel: int
+    channel: int  # 1..16, as DAWs number them
     temperature: float
     top_k: int | None
     top_p: float | None

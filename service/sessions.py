@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import torch
 
 from midi_io.files import read_notes
-from midi_io.notes import Note
+from midi_io.notes import Note, trim_primer
 from midi_io.player import Player, PlayerConfig, PlayerHub
 from midi_io.ports import OutputPort
 from performance_rnn.config import SamplingConfig
@@ -134,11 +134,7 @@ def primer_from_upload(data: bytes, name: str, keep_s: float, keep_notes: int) -
     """The pitched notes of an uploaded .mid: those starting in its last ``keep_s`` seconds, and of those the
     last ``keep_notes`` (so a primer's tokens, about five per note, are bounded however dense the file);
     None if it has none. Raises MidiDecodeError."""
-    notes = [n for n in read_notes(data, name=name) if not n.is_drum]
-    if not notes:
-        return None
-    end = max(n.end_s for n in notes)
-    return [n for n in notes if n.start_s >= end - keep_s][-keep_notes:]
+    return trim_primer(read_notes(data, name=name), keep_s, keep_notes) or None
 
 
 @dataclass
@@ -210,10 +206,11 @@ class PortSessions:
                           density=req.density, key=req.key, lookahead_s=self.lookahead_s, max_seconds=max_s)
         api = req.api or self.default_api
         port = open_port(req.port_name, api)
-        player = Player(port, PlayerConfig(channel=req.channel), hub=self.hub)
+        channel = req.channel - 1  # the API numbers channels 1..16, mido 0..15
+        player = Player(port, PlayerConfig(channel=channel), hub=self.hub)
         try:
             stream = music.engine.open(spec)
-            playback = LivePlayback(stream, player, music.model.codec, channel=req.channel).start()
+            playback = LivePlayback(stream, player, music.model.codec, channel=channel).start()
         except BaseException:
             player.stop()
             port.close()

@@ -14,6 +14,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
+from midi_io.notes import PRIMER_MAX_NOTES, PRIMER_MAX_SECONDS
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -48,8 +49,8 @@ class Settings(BaseSettings):
     max_render_seconds: float = Field(120.0, gt=0, le=600)  # music per render request
     max_live_seconds: float = Field(1800.0, gt=0)  # a live stream or port session ends after this much music
     max_upload_bytes: int = Field(1 << 20, ge=1024)  # request bodies, primer uploads included (413 beyond)
-    max_primer_seconds: float = Field(30.0, gt=0)  # an uploaded primer keeps its last N seconds
-    max_primer_notes: int = Field(2000, ge=1, le=100_000)  # ... and of those, its last N notes (about 5 tokens each)
+    max_primer_seconds: float = Field(PRIMER_MAX_SECONDS, gt=0)  # an uploaded primer keeps its last N seconds
+    max_primer_notes: int = Field(PRIMER_MAX_NOTES, ge=1, le=100_000)  # ... and of those its last N notes (~5 tokens each)
     render_timeout_s: float = Field(60.0, gt=0)  # a render still unfinished after this answers 503
 
     lookahead_s: float = Field(0.2, ge=0.01, le=5.0)  # live music generated ahead of the wall clock

@@ -13,6 +13,15 @@ from performance_rnn.codecs.performance import Event, EventType, PerformanceCode
 
 DENSITY_BIN_EDGES = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)  # notes/s; bin 0 is < 1 n/s, bin 7 is >= 64 n/s
 NUM_DENSITY_BINS = len(DENSITY_BIN_EDGES) + 1
+# what users are told (CLI --help, the API schema): the density and key controls' meaning and real range
+DENSITY_MIN_NPS, DENSITY_MAX_NPS = 1.0, 64.0  # the density control's range, notes per second
+DENSITY_HELP = ("target notes per second, 1..64, heard through Magenta's power-of-two bins (1-2, 2-4, 4-8, 8-16, "
+                "16-32, 32-64, 64+: values inside one bin play alike). A model follows it only as high as its training "
+                "music went: music.pt up to about 32, music-scores.pt up to about 8-16; above that it plays fewer "
+                "notes. Unset: the model's own pace")
+KEY_HELP = ("favour a key: C, F#, Bb, 'A minor', Am, 'D major'. Its scale tones are favoured and its tonic triad most "
+            "(so D minor and F major differ); with no density given, the model keeps its own pace")
+
 CONTROL_DIM = 1 + NUM_DENSITY_BINS + 12
 
 
@@ -31,7 +40,8 @@ def density_bin(notes_per_second: float) -> int:
 def control_vector(density: int | None, histogram: Sequence[float] | None) -> np.ndarray:
     """One control vector. ``None`` for both means conditioning disabled (flag set, the rest zero).
 
-    A missing half is filled with Magenta's defaults (density 15 n/s -> bin 4, uniform histogram).
+    A missing half is filled with Magenta's defaults (density 15 n/s -> bin 4, uniform histogram); callers that
+    know the model's own density pass it instead (``performance_rnn.music.controls_for``).
     """
     vec = np.zeros(CONTROL_DIM, dtype=np.float32)
     if density is None and histogram is None:
@@ -48,14 +58,23 @@ def control_vector(density: int | None, histogram: Sequence[float] | None) -> np
     return vec
 
 
+TRIAD_WEIGHT = 2.0  # the tonic triad's pitch classes sound longer than the other scale tones, as in real music
+
+
 def key_histogram(tonic: int, mode: str = "major") -> list[float]:
-    """A pitch-class histogram favouring a scale: 'major', 'minor', or 'chromatic' (uniform)."""
+    """A pitch-class histogram favouring a key: its scale's tones, the tonic triad (1st, 3rd, 5th) weighted
+    ``TRIAD_WEIGHT``, so that a minor key differs from its relative major (D minor and F major share every
+    scale tone, not their triads). 'chromatic' is uniform."""
     steps = {"major": (0, 2, 4, 5, 7, 9, 11), "minor": (0, 2, 3, 5, 7, 8, 10), "chromatic": tuple(range(12))}
     if mode not in steps:
         raise ValueError(f"mode must be one of {sorted(steps)}, got {mode!r}")
     h = [0.0] * 12
     for s in steps[mode]:
         h[(tonic + s) % 12] = 1.0
+    if mode != "chromatic":
+        scale = steps[mode]
+        for degree in (0, 2, 4):
+            h[(tonic + scale[degree]) % 12] = TRIAD_WEIGHT
     return h
 
 

@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+from performance_rnn.codecs.controls import DENSITY_HELP, KEY_HELP
+from service.cli.primer import primer_from_file
 from service.cli.render import add_audio_arguments, add_force_argument, audio_config
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[2] / "checkpoints" / "music.pt"
@@ -43,8 +45,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     prim.add_argument("--primer", metavar="FILE.mid", help="continue this MIDI file")
     prim.add_argument("--primer-pitches", metavar="60,64,67", help="prime with one chord held for 0.5 s")
     p.add_argument("--include-primer", action="store_true", help="put the primer at the start of the output")
-    p.add_argument("--density", type=float, default=None, help="target note density, notes per second (1..64)")
-    p.add_argument("--key", default=None, help="favour a key: C, F#, Bb, 'A minor', Am")
+    p.add_argument("--density", type=float, default=None, help=DENSITY_HELP)
+    p.add_argument("--key", default=None, help=KEY_HELP)
     p.add_argument("--num-outputs", type=int, default=1)
     add_weights_argument(p)
     p.add_argument("--device", default="cpu")
@@ -72,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from midi_io.audio import find_program, find_soundfont, synthesize_notes_file
-    from midi_io.files import notes_to_midi_bytes, read_notes
+    from midi_io.files import notes_to_midi_bytes
     from midi_io.output import check_output, output_format, write_bytes
     from performance_rnn.config import SamplingConfig
     from performance_rnn.music import beam_performance, chord_primer, generate_performances, load_music
@@ -93,9 +95,7 @@ def run(args: argparse.Namespace) -> int:
     primer = None
     primer_s = 0.0
     if args.primer:
-        primer = [n for n in read_notes(args.primer) if not n.is_drum]
-        if not primer:
-            raise ValueError(f"{args.primer}: the primer holds no notes")
+        primer = primer_from_file(args.primer)
     elif args.primer_pitches:
         primer = chord_primer(_pitches(args.primer_pitches))
     if primer:

@@ -160,14 +160,15 @@ class LiveSocket:
 
     async def _write(self, stream: Stream, decoder: LiveDecoder, origin: float) -> str:
         while not self.gone:
-            if self.failure is not None:
+            stopping, failed = self.stop, self.failure is not None
+            while self.outbox:  # replies first: a stop right after a message still answers that message
+                await self._send(self.outbox.pop(0))
+            if failed:
                 return "error"
-            if self.stop:
+            if stopping:
                 return "stopped"
             if self.pause is not None:
                 await self._toggle_pause(stream, decoder, origin)
-            while self.outbox:
-                await self._send(self.outbox.pop(0))
             if not self.paused:  # while paused the queue is left alone; resuming continues from it
                 events, ended = [], False
                 while True:

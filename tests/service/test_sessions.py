@@ -31,11 +31,12 @@ def note_ons(port: Any) -> int:
 
 
 def test_create_list_change_stop(client: TestClient, fake_ports: FakePorts) -> None:
-    r = client.post("/api/sessions", json={"port_name": "test out", "seed": 4, "channel": 2, "key": "D"})
+    r = client.post("/api/sessions", json={"port_name": "test out", "seed": 4, "channel": 3, "key": "D"})
     assert r.status_code == 201, r.text
     created = r.json()
     sid, token = created["id"], created["token"]
     assert created["port_name"] == "test out" and created["key"] == "D" and len(token) >= 32
+    assert created["channel"] == 3  # numbered 1..16 as DAWs show them: MIDI channel byte 2
     listed = client.get("/api/sessions").json()
     assert [s["id"] for s in listed] == [sid] and "token" not in listed[0]
     port = fake_ports.opened["test out"]
@@ -99,7 +100,8 @@ def test_limits_and_bad_requests(client: TestClient) -> None:
     assert [r.status_code for r in made] == [201, 201]
     assert client.post("/api/sessions", json={"port_name": "s3"}).status_code == 429
     assert client.post("/api/sessions", json={"port_name": "../x"}).status_code == 422
-    assert client.post("/api/sessions", json={"channel": 16}).status_code == 422
+    assert client.post("/api/sessions", json={"channel": 17}).status_code == 422
+    assert client.post("/api/sessions", json={"channel": 0}).status_code == 422
     for r in made:
         body = r.json()
         client.delete(f"/api/sessions/{body['id']}", headers=bearer(body["token"]))
