@@ -1,8 +1,8 @@
 """The engine: one worker thread owns the model and steps every active stream together in one batch.
 
 Streams join and leave at any step, each with its own sampling settings, controls, RNG and LSTM state.
-A live stream is generated at most ``lookahead_s`` of music ahead of its wall clock, so a control change
-reaches the music within the lookahead; an offline stream (``lookahead_s=None``) runs as fast as it can.
+A live stream is generated at most ``lookahead_s`` (+ ``batch_slack_s``) of music ahead of its wall clock, so a
+control change reaches the music within that; an offline stream (``lookahead_s=None``) runs as fast as it can.
 Consumers read a stream's tokens from a thread-safe queue; ``None`` marks its end (``Stream.error`` then says
 why, if it failed).
 
@@ -41,6 +41,7 @@ class StreamFailed(RuntimeError):
 
 
 PRIME_CHUNK = 128  # primer tokens fed per worker iteration, across the streams being primed
+BATCH_SLACK_S = 0.1  # a live stream this close to its lookahead steps along with one that reached it
 
 
 @dataclass
@@ -84,6 +85,37 @@ class Stream:
     error: str | None = None  # why the engine ended this stream early (None: it ended normally or still runs)
     _pending: dict[str, object] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _sink: Callable[[int | None], None] | None = None
+    _emit_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def attach(self, sink: Callable[[int | None], None]) -> None:
+        """Hand every token from now on (None: the end) to ``sink`` on the engine's thread instead of queueing it
+        in ``tokens``: first those already queued, in order. The sink must be quick and never block (live
+        playback schedules into a player); an exception in it closes this stream alone. Readers of ``tokens``
+        (the WebSocket route, offline renders) need not call this."""
+        with self._emit_lock:
+            while True:
+                try:
+                    token = self.tokens.get_nowait()
+                except queue.Empty:
+                    break
+                self._call(sink, token)
+            self._sink = sink
+
+    def emit(self, token: int | None) -> None:
+        """Deliver a token, or None for the end (the engine calls this)."""
+        with self._emit_lock:
+            if self._sink is None:
+                self.tokens.put(token)
+            else:
+                self._call(self._sink, token)
+
+    def _call(self, sink: Callable[[int | None], None], token: int | None) -> None:
+        try:
+            sink(token)
+        except Exception:  # the consumer's failure ends its stream, not the engine's batch
+            log.exception("the consumer of stream %d failed: closing it", self.id)
+            self.closed.set()
 
     def set_sampling(self, sampling: SamplingConfig) -> None:
         with self._lock:
@@ -119,7 +151,7 @@ class Stream:
         if self.error is None:
             self.error = error
         self.closed.set()
-        self.tokens.put(None)
+        self.emit(None)
 
     def take_pending(self) -> dict[str, object]:
         with self._lock:
@@ -135,13 +167,14 @@ class Engine:
                  default_controls: torch.Tensor | None = None, max_streams: int = 64,
                  clock: Callable[[], float] = time.monotonic, device: torch.device | str = "cpu",
                  masks: Callable[[list[list[int]]], TokenMask] | None = None,
-                 prime_chunk: int = PRIME_CHUNK) -> None:
+                 prime_chunk: int = PRIME_CHUNK, batch_slack_s: float = BATCH_SLACK_S) -> None:
         self.model, self.head, self.seconds_of = model, head, seconds_of
         self.default_controls = default_controls
         self.masks = masks  # primers -> their streams' token masks (music: the keyboard mask); None = no mask
         self._mask: TokenMask | None = None
         self.max_streams = max_streams
         self.prime_chunk = max(1, prime_chunk)
+        self.batch_slack_s = batch_slack_s
         self.clock = clock
         self.device = torch.device(device)
         self._joining: list[Stream] = []  # opened, not yet in the batch (counted in ``active``)
@@ -226,7 +259,7 @@ class Engine:
         finally:  # no consumer is left waiting: a stop ends the streams, a crash fails them
             for s in self._streams + self._joining:
                 if self._stop.is_set():
-                    s.tokens.put(None)
+                    s.emit(None)
                 else:
                     s.fail(f"the engine worker died ({self.last_error})")
             with self._lock:
@@ -402,15 +435,26 @@ class Engine:
         self._frontier.state.c[:, row] = state.c[:, 0]
 
     def _due_rows(self) -> list[int] | None:
-        """Rows that need a token now: offline streams always, live ones while within their lookahead."""
+        """Rows that need a token now: offline streams always, live ones while within their lookahead; and when
+        any row steps, every live row within ``batch_slack_s`` of needing one steps with it, so that many streams
+        share few large steps rather than many small ones (a stream is then up to lookahead + slack ahead)."""
         now = self.clock()
-        rows = []
+        rows, soon, urgent = [], [], False
         for i, s in enumerate(self._streams):
             la = s.spec.lookahead_s
             if s.paused_at is not None:
                 continue
-            if la is None or s.music_s < (now - s.started_at) + la:
+            if la is None:
                 rows.append(i)
+                continue
+            ahead = s.music_s - (now - s.started_at)
+            if ahead < la:
+                rows.append(i)
+                urgent = True
+            elif ahead < la + self.batch_slack_s:
+                soon.append(i)
+        if urgent and soon:
+            rows = sorted(rows + soon)
         return rows or None
 
     def _step(self, rows: list[int]) -> None:
@@ -442,7 +486,7 @@ class Engine:
             s = self._streams[i]
             s.steps += 1
             s.music_s += float(secs[j])
-            s.tokens.put(toks[j])
+            s.emit(toks[j])
             sp = s.spec
             if (sp.max_seconds is not None and s.music_s >= sp.max_seconds) or (
                     sp.max_steps is not None and s.steps >= sp.max_steps):
@@ -454,7 +498,7 @@ class Engine:
         gone = set(rows)
         keep = [i for i in range(len(self._streams)) if i not in gone]
         for i in sorted(gone):
-            self._streams[i].tokens.put(None)
+            self._streams[i].emit(None)
             self._streams[i].closed.set()
         with self._lock:
             if not keep:

@@ -3,9 +3,9 @@
 The player's time 0 is the stream's start on the engine clock (both ``time.monotonic``), so an event is
 scheduled ``lookahead`` ahead of its due time. The first token arrives after that start (a step later, more
 with many streams admitted at once), so the whole stream is due that much (plus ``START_MARGIN_S``) later: its
-opening notes go out as soon as they exist, in rhythm, rather than late or dropped. Stopping closes the stream,
-ends the playback thread, then stops the player, which releases every sounding note; pausing silences the
-sounding notes and the music clock waits.
+opening notes go out as soon as they exist, in rhythm, rather than late or dropped. Tokens are decoded and
+scheduled on the engine's thread as they are made (``Stream.attach``). Stopping closes the stream, then stops the
+player, which releases every sounding note; pausing silences the sounding notes and the music clock waits.
 Many playbacks can share one emitting thread: give each a ``Player(port, config, hub=hub)`` on one
 ``midi_io.player.PlayerHub``.
 """
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import queue
 import threading
 import time
 from collections.abc import Callable
@@ -46,7 +45,8 @@ def timed_message(ev: TimedNote, channel: int = 0) -> mido.Message:
 
 class LivePlayback:
     """Plays one engine stream into a player (which may be on a ``PlayerHub``) until the stream ends or ``stop``
-    is called."""
+    is called. It has no thread of its own: the engine hands it each token as it is made (``Stream.attach``),
+    and it decodes and schedules there, which costs microseconds, so a hundred streams need no hundred threads."""
 
     def __init__(self, stream: Stream, player: Player, codec: PerformanceCodecConfig, *, channel: int = 0,
                  on_event: Callable[[TimedNote], None] | None = None) -> None:
@@ -59,7 +59,6 @@ class LivePlayback:
         self._origin = 0.0
         self._start_lag: float | None = None  # how late the first token arrived after the stream's start
         self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"live-{stream.id}", daemon=True)
 
     def start(self, timeout_s: float = 30.0) -> LivePlayback:
         deadline = time.monotonic() + timeout_s
@@ -69,7 +68,7 @@ class LivePlayback:
             time.sleep(0.0005)
         self._origin = self.stream.started_at or time.monotonic()
         self.player.start(origin_s=self._origin)
-        self._thread.start()
+        self.stream.attach(self._on_token)
         return self
 
     def _schedule(self, ev: TimedNote) -> None:
@@ -78,35 +77,34 @@ class LivePlayback:
         if ev.on and self.first_note_at is None:
             self.first_note_at = self._origin + offset + ev.time_s
             self.first_note_music_s = ev.time_s  # the model's own rest before its first note
-        self.player.schedule(ev.time_s + offset, timed_message(ev, self.channel), timeout_s=5.0)
+        # never wait for room here (this runs on the engine's thread): a full player is a failed playback
+        self.player.schedule(ev.time_s + offset, timed_message(ev, self.channel), timeout_s=0.0)
         if self.on_event is not None:
             self.on_event(ev)
 
-    def _run(self) -> None:
+    def _on_token(self, tok: int | None) -> None:
+        """The engine's thread, for each token of the stream and None at its end."""
+        if self.done.is_set():
+            return
         try:
-            while not self._stopping.is_set():
-                try:
-                    tok = self.stream.tokens.get(timeout=0.5)
-                except queue.Empty:
-                    if self.stream.closed.is_set() and self.stream.tokens.empty():
-                        break
-                    continue
-                if tok is None or self._stopping.is_set():
-                    break
-                if self._start_lag is None:  # how late the first token came after the music's time 0 (which
-                    # moves on by the time a stream spent paused, e.g. listening to a jam phrase before answering)
-                    started = (self.stream.started_at or self._origin) - self._origin
-                    self._start_lag = max(0.0, self.player.piece_time() - started + START_MARGIN_S)
-                for ev in self.decoder.feed(tok):
-                    self._schedule(ev)
-            if not self._stopping.is_set():  # on stop, the player releases what sounds and drops the rest
-                for ev in self.decoder.release_all():
-                    self._schedule(ev)
+            if tok is None:
+                if not self._stopping.is_set():  # on stop, the player releases what sounds and drops the rest
+                    for ev in self.decoder.release_all():
+                        self._schedule(ev)
+                self.done.set()
+                return
+            if self._stopping.is_set():
+                return
+            if self._start_lag is None:  # how late the first token came after the music's time 0 (which
+                # moves on by the time a stream spent paused, e.g. listening to a jam phrase before answering)
+                started = (self.stream.started_at or self._origin) - self._origin
+                self._start_lag = max(0.0, self.player.piece_time() - started + START_MARGIN_S)
+            for ev in self.decoder.feed(tok):
+                self._schedule(ev)
         except Exception as exc:  # the player stopped (port vanished, or stopped by someone else): end the stream
             if not self._stopping.is_set():
                 log.warning("live playback of stream %d ended: %s", self.stream.id, exc)
             self.stream.close()
-        finally:
             self.done.set()
 
     def pause(self) -> None:
@@ -117,15 +115,9 @@ class LivePlayback:
         self.stream.resume()
 
     def stop(self, timeout_s: float = 1.0) -> None:
-        """Close the stream, end the playback thread, then stop the player: every sounding note gets its note-off
-        and nothing more is sent. Idempotent. ``timeout_s`` bounds each wait for the thread."""
+        """Close the stream, then stop the player: every sounding note gets its note-off and nothing more is
+        sent. Idempotent. (``timeout_s`` is kept for callers; nothing waits on a thread any more.)"""
         self._stopping.set()
         self.stream.close()
-        self.stream.tokens.put(None)  # wakes the thread if it waits for a token; nothing else reads them
-        joinable = self._thread.ident is not None and self._thread is not threading.current_thread()
-        if joinable:
-            self._thread.join(timeout=timeout_s)
-        self.player.stop()  # also wakes the thread if it waits for room in the player's queue
-        if joinable:
-            self._thread.join(timeout=timeout_s)
+        self.player.stop()
         self.done.set()

@@ -245,3 +245,20 @@ def test_a_paused_stream_takes_a_phrase_then_answers_from_it(model: RecurrentMod
     assert got.count(SHIFT) == 5 and got[-1] == SHIFT  # it ended at 0.5 s of music
     full = StreamSpec(torch.tensor([1, *phrase]), SamplingConfig(), seed=3, lookahead_s=None)
     assert got == reference(model, full, len(got), ctrl)
+
+
+def test_streams_close_to_their_lookahead_step_with_one_that_reached_it(model: RecurrentModel) -> None:
+    """Many live streams share few large steps: when one stream must step, those within ``batch_slack_s`` of
+    having to step come along; alone, nobody steps early."""
+    from performance_rnn.engine import Stream
+
+    clock = FakeClock()
+    engine = Engine(model, CategoricalHead(V), seconds_of=seconds_of, clock=clock, batch_slack_s=0.1)
+    spec = StreamSpec(torch.tensor([1]), lookahead_s=0.2)
+    due, near, far = (Stream(i, spec) for i in range(3))
+    for s, ahead in ((due, 0.15), (near, 0.25), (far, 0.35)):
+        s.music_s = ahead  # started at clock 0: this far ahead of the wall clock
+    engine._streams = [near, far]
+    assert engine._due_rows() is None  # none has reached its lookahead: no step
+    engine._streams = [due, near, far]
+    assert engine._due_rows() == [0, 1]  # the due one, and the one within the slack; not the far one
