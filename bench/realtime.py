@@ -2,7 +2,7 @@
 first note. Prints a table and writes JSON with the machine it ran on.
 
     python -m bench.realtime [--quick] [--checkpoint PATH] [--out bench/results/realtime.json] [--threads N]
-                             [--player-threads] [--gc-freeze]
+                             [--player-threads] [--no-settle]
 
 Every figure is measured in this run, the naive ``nn.LSTM`` per-step loop (``RecurrentModel.step``) included.
 Batch-1 latency runs with ``torch.set_num_threads(1)``; the other sections with ``--threads`` (default 1).
@@ -13,7 +13,6 @@ Sections 3 and 4 play every stream's player on one shared ``PlayerHub`` thread, 
 from __future__ import annotations
 
 import argparse
-import gc
 import importlib.util
 import json
 import logging
@@ -47,7 +46,7 @@ from performance_rnn.keyboard import KeyboardMask
 from performance_rnn.model import RecurrentModel
 from performance_rnn.music import MusicModel, generate_performances, load_music, music_engine, stream_spec
 from performance_rnn.sampling import StepModel, advance, generators_from_seeds, prime
-from service.live import LivePlayback
+from service.live import LivePlayback, settle_for_realtime
 
 ROOT = Path(__file__).resolve().parents[1]
 Json = dict[str, Any]
@@ -496,7 +495,7 @@ def table(r: Json) -> str:
                      f"{t['later_than_10ms']} (max lateness {f(t['max_lateness_ms'])} ms), dropped {t['dropped']}, "
                      f"underrun {t['underrun_samples']}/{t['samples']}, min headroom {f(t['min_headroom_ms'])} ms, "
                      f"send err p99 {f(t['send_error_p99_ms'])} ms"))
-    gc_note = ", gc frozen" if r.get("gc_frozen") else ""
+    gc_note = ", settled for real time" if r.get("settled_for_realtime") else ""
     rows.append(("3 live streams", "max sustained", f"{r['streams']['max_sustained']} with no message later than "
                  f"10 ms ({r['streams']['players']}{gc_note})"))
     jt = r["jack"]
@@ -545,9 +544,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1, help="torch threads for sections 2-5 (section 1 uses 1)")
     ap.add_argument("--player-threads", action="store_true",
                     help="sections 3-4: a thread per player instead of one shared PlayerHub (for comparison)")
-    ap.add_argument("--no-gc-freeze", dest="gc_freeze", action="store_false",
-                    help="do not gc.freeze() after loading the model (perfrnn play/jam/serve do freeze: a full "
-                         "collection holds the GIL ~100 ms with torch loaded and would stall the players)")
+    ap.add_argument("--no-settle", dest="settle", action="store_false",
+                    help="do not settle the process for real time after loading the model (perfrnn play/jam/serve "
+                         "do: gc.freeze(), and a 0.5 ms GIL switch interval; see service.live.settle_for_realtime)")
     args = ap.parse_args(argv)
     budget = QUICK if args.quick else FULL
     logging.getLogger("midi_io.player").setLevel(logging.ERROR)  # late events are counted in the stats
@@ -563,10 +562,9 @@ def main(argv: list[str] | None = None) -> int:
                          "default_3x512": step_latency(default, default_weights, mm.codec, budget)}
     torch.set_num_threads(args.threads)
     r["machine"]["torch_threads"] = {"step_latency": 1, "other_sections": args.threads}
-    r["gc_frozen"] = args.gc_freeze
-    if args.gc_freeze:
-        gc.collect()
-        gc.freeze()
+    r["settled_for_realtime"] = args.settle
+    if args.settle:
+        settle_for_realtime()
     shared = not args.player_threads
     sections: tuple[tuple[str, Callable[[MusicModel, Budget], Json]], ...] = (
         ("throughput", throughput), ("streams", lambda m, b: concurrent_streams(m, b, shared_hub=shared)),

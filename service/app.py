@@ -25,7 +25,7 @@ from performance_rnn.textgen import load_text_model
 from service.deps import Models, Runtime
 from service.errors import BodyTooLarge, install_error_handlers
 from service.guard import GuardConfig, InFlightLimit, RequestGuard
-from service.live import freeze_heap
+from service.live import settle_for_realtime
 from service.routes import live, meta, music, page, sessions, siblings
 from service.sessions import PortSessions, Slots
 from service.settings import Settings
@@ -95,7 +95,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = build_runtime(settings)
         app.state.runtime = runtime
-        freeze_heap()
+        settle_for_realtime()
         try:
             yield
         finally:

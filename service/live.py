@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -27,14 +28,17 @@ from performance_rnn.engine import Stream
 
 log = logging.getLogger(__name__)
 START_MARGIN_S = 0.003  # the first token's notes are due this long after it arrives, so they can be sent on time
+SWITCH_INTERVAL_S = 0.0005  # longest a thread holds the GIL while another (the player) waits for it
 
 
-def freeze_heap() -> None:
-    """Move what is loaded so far out of the garbage collector's sight: with torch loaded a full collection
-    holds the GIL for ~100 ms, which would make live notes late (bench/realtime.py measures it). Call it
-    once a live process has loaded its models."""
+def settle_for_realtime() -> None:
+    """Ready a live process once it has loaded its models: move what is loaded out of the garbage collector's
+    sight (with torch loaded a full collection holds the GIL for ~100 ms), and let a thread that waits for the
+    GIL (the player sending a due note) have it within ``SWITCH_INTERVAL_S`` rather than Python's default 5 ms.
+    bench/realtime.py measures both."""
     gc.collect()
     gc.freeze()
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
 
 
 def timed_message(ev: TimedNote, channel: int = 0) -> mido.Message:

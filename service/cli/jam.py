@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     from performance_rnn.config import SamplingConfig
     from performance_rnn.music import load_music, music_engine
     from service.jam import Jam, JamConfig
-    from service.live import freeze_heap
+    from service.live import settle_for_realtime
 
     channel = midi_channel(args.channel, "--channel")
     echo_channel = (channel + 1) % 16 if args.passthrough_channel is None else midi_channel(
@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     echo = Echo(out, echo_channel) if args.passthrough else None
     capture = PhraseCapture(CaptureConfig(silence_s=args.silence, cc_map=cc_map), passthrough=echo)
     engine = music_engine(mm).start()
-    freeze_heap()
+    settle_for_realtime()
     jam = Jam(mm, engine, capture, out, JamConfig(args.mode, args.response_seconds, channel=channel,
                                                   seed=args.seed), echo=echo)
     jam.sampling = SamplingConfig(args.temperature)

@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from performance_rnn.config import SamplingConfig
     from performance_rnn.music import load_music, music_engine, stream_spec
     from service.cli.primer import primer_from_file
-    from service.live import LivePlayback, freeze_heap
+    from service.live import LivePlayback, settle_for_realtime
 
     channel = midi_channel(args.channel)
     if not 0.01 <= args.lookahead <= 5.0:
@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     mm = load_music(args.checkpoint, args.device, weights=args.weights)
     port = open_output(args.port_name, virtual=not args.connect, api=args.api)
     engine = music_engine(mm).start()
-    freeze_heap()
+    settle_for_realtime()
     player = Player(port, PlayerConfig(channel=channel, late_threshold_s=args.late_ms / 1000))
     try:
         stream = engine.open(stream_spec(mm, seed=args.seed, sampling=sampling, primer=primer,
