@@ -52,6 +52,7 @@ class Settings(BaseSettings):
     max_primer_seconds: float = Field(PRIMER_MAX_SECONDS, gt=0)  # an uploaded primer keeps its last N seconds
     max_primer_notes: int = Field(PRIMER_MAX_NOTES, ge=1, le=100_000)  # ... and of those its last N notes (~5 tokens each)
     render_timeout_s: float = Field(60.0, gt=0)  # a render still unfinished after this answers 503
+    parse_timeout_s: float = Field(10.0, gt=0, le=120)  # an upload not parsed in this long is refused (422)
 
     lookahead_s: float = Field(0.2, ge=0.01, le=5.0)  # live music generated ahead of the wall clock
     session_lease_s: float = Field(120.0, gt=0)  # a port session its owner has not touched for this long stops
