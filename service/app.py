@@ -25,8 +25,8 @@ from performance_rnn.textgen import load_text_model
 from service.deps import Models, Runtime
 from service.errors import BodyTooLarge, install_error_handlers
 from service.guard import GuardConfig, InFlightLimit, RequestGuard
-from service.parsing import ParseConfig, PrimerParser
 from service.live import freeze_heap
+from service.parsing import ParseConfig, PrimerParser
 from service.routes import live, meta, music, sessions, siblings
 from service.sessions import PortSessions, Slots
 from service.settings import Settings

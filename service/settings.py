@@ -14,9 +14,10 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from midi_io.notes import PRIMER_MAX_NOTES, PRIMER_MAX_SECONDS
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from midi_io.notes import PRIMER_MAX_NOTES, PRIMER_MAX_SECONDS
 
 DEFAULT_CHECKPOINTS_DIR = Path(__file__).resolve().parents[1] / "checkpoints"
 _FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")

@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
 from service.settings import Settings
@@ -128,7 +128,7 @@ def test_a_websocket_that_never_starts_is_told_why_and_closed(serve: Callable[[S
     with connect(ws_url(addr), open_timeout=10) as ws:
         err = recv(ws)
         assert err["type"] == "error" and err["status"] == 408
-        with pytest.raises(Exception):  # noqa: B017,PT011  (ConnectionClosed with code 1008)
+        with pytest.raises(ConnectionClosed):
             recv(ws)
         assert ws.close_code == 1008
 

@@ -29,7 +29,8 @@ OPERATIONS = [(method.upper(), path) for path, item in create_app(Settings(check
 
 @pytest.fixture
 def api_schema(settings: Settings, fake_ports: Any) -> Any:
-    fuzz = settings.model_copy(update={"max_render_seconds": 3.0, "max_renders": 16, "max_live_streams": 2})
+    fuzz = settings.model_copy(update={"max_render_seconds": 3.0, "max_renders": 16, "max_live_streams": 2,
+                                       "allowed_hosts": ["testserver"]})  # the Host schemathesis sends
     app = create_app(fuzz)
     app.dependency_overrides[get_port_opener] = lambda: fake_ports
     return schemathesis.openapi.from_asgi("/openapi.json", app)
