@@ -26,6 +26,7 @@ from service.deps import Models, Runtime
 from service.errors import BodyTooLarge, install_error_handlers
 from service.guard import GuardConfig, InFlightLimit, RequestGuard
 from service.live import settle_for_realtime
+from service.parsing import ParseConfig, PrimerParser
 from service.routes import live, meta, music, page, sessions, siblings
 from service.sessions import PortSessions, Slots
 from service.settings import Settings
@@ -87,7 +88,9 @@ def build_runtime(settings: Settings) -> Runtime:
                                  default_api=settings.port_api).start()
     return Runtime(settings, models, engines, sessions_, renders=Slots(settings.max_renders, "render"),
                    live=Slots(settings.max_live_streams, "live stream"),
-                   siblings=Slots(settings.max_sibling_jobs, "text/strokes"))
+                   siblings=Slots(settings.max_sibling_jobs, "text/strokes"),
+                   parser=PrimerParser(ParseConfig(settings.max_primer_seconds, settings.max_primer_notes,
+                                                   settings.parse_timeout_s)))
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -103,6 +106,7 @@ def create_app(settings: Settings) -> FastAPI:
                 runtime.sessions.close()  # all notes off on every port
             for engine in runtime.engines.values():
                 engine.stop()  # ends every stream; WebSocket clients get their note-offs
+            runtime.parser.close()
 
     app = FastAPI(title="Performance RNN", version="0.1.0", lifespan=lifespan,
                   description="Real-time expressive piano generation: render, stream, play into MIDI ports.")

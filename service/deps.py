@@ -5,11 +5,14 @@ Tests replace one with ``app.dependency_overrides[get_port_opener] = ...`` rathe
 
 from __future__ import annotations
 
+import asyncio
+import threading
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends
-from starlette.requests import HTTPConnection
+from starlette.requests import HTTPConnection, Request
 
 from midi_io.ports import OutputPort, open_output
 from performance_rnn.engine import Engine
@@ -17,6 +20,7 @@ from performance_rnn.music import MusicModel
 from performance_rnn.strokegen import StrokeModel
 from performance_rnn.textgen import TextModel
 from service.errors import InvalidRequest, ModelUnavailable
+from service.parsing import PrimerParser
 from service.sessions import MusicBackend, PortOpener, PortSessions, Slots
 from service.settings import SIBLING_NAMES, Settings
 
@@ -58,6 +62,7 @@ class Runtime:
     renders: Slots  # the admission limits count the work of every music model
     live: Slots
     siblings: Slots  # text and strokes jobs
+    parser: PrimerParser  # uploaded primers, parsed in worker processes
 
     @property
     def engine(self) -> Engine | None:
@@ -78,6 +83,23 @@ class Runtime:
             raise InvalidRequest(f"unknown music model {name!r}: the available music models are {available}")
         self.require(name)
         return MusicBackend(name, self.models.music[name], self.engines[name])
+
+
+async def client_gone(request: Request) -> AsyncIterator[threading.Event]:
+    """An event set once the client disconnects, for work that runs off the event loop (a render in the thread
+    pool) to stop when nobody waits for it. FastAPI has read the body by now: the watcher is the only reader."""
+    gone = threading.Event()
+
+    async def watch() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+        gone.set()
+
+    task = asyncio.create_task(watch())
+    try:
+        yield gone
+    finally:
+        task.cancel()
 
 
 def get_runtime(conn: HTTPConnection) -> Runtime:
@@ -124,3 +146,4 @@ TextModelDep = Annotated[TextModel, Depends(get_text_model)]
 StrokeModelDep = Annotated[StrokeModel, Depends(get_stroke_model)]
 SessionsDep = Annotated[PortSessions, Depends(get_sessions)]
 PortOpenerDep = Annotated[PortOpener, Depends(get_port_opener)]
+ClientGoneDep = Annotated[threading.Event, Depends(client_gone)]

@@ -42,6 +42,10 @@ class RenderTimeout(ServiceError):
     """A render did not finish in time."""
 
 
+class ClientGone(ServiceError):
+    """The client disconnected: its work was stopped (the answer reaches no one)."""
+
+
 class NotFound(ServiceError):
     """No such model, card or session."""
 
@@ -76,6 +80,7 @@ STATUS: dict[type[Exception], int] = {
     EngineBusy: 503,
     StreamFailed: 503,
     RenderTimeout: 503,
+    ClientGone: 499,  # nginx's "client closed request": never seen by a client, only in the logs
     PortUnavailableError: 503,
 }
 

@@ -20,14 +20,21 @@ from dataclasses import dataclass, field
 
 import torch
 
-from midi_io.files import read_notes
-from midi_io.notes import Note, trim_primer
+from midi_io.notes import Note
 from midi_io.player import Player, PlayerConfig, PlayerHub
 from midi_io.ports import OutputPort
 from performance_rnn.config import SamplingConfig
 from performance_rnn.engine import Engine, Stream, StreamFailed, StreamSpec
 from performance_rnn.music import MusicModel, controls_for, performance_notes, stream_spec
-from service.errors import Forbidden, InvalidRequest, NotFound, Overloaded, RenderTimeout, Unauthorized
+from service.errors import (
+    ClientGone,
+    Forbidden,
+    InvalidRequest,
+    NotFound,
+    Overloaded,
+    RenderTimeout,
+    Unauthorized,
+)
 from service.live import LivePlayback
 from service.schemas import RenderRequest, SessionCreate, SessionInfo, SessionUpdate
 
@@ -96,28 +103,33 @@ def control_vector_for(mm: MusicModel, density: float | None, key: str | None) -
         raise InvalidRequest(str(exc)) from exc
 
 
-def render(music: MusicBackend, req: RenderRequest, primer: Sequence[Note] | None, *, timeout_s: float) -> list[Note]:
+def render(music: MusicBackend, req: RenderRequest, primer: Sequence[Note] | None, *, timeout_s: float,
+           cancelled: Callable[[], bool] = lambda: False) -> list[Note]:
     """``req.seconds`` of music as one offline engine stream; the primer is excluded unless asked for.
 
     Raises:
-        InvalidRequest, EngineBusy, StreamFailed, RenderTimeout (the stream is closed in every case).
+        InvalidRequest, EngineBusy, StreamFailed, RenderTimeout, ClientGone once ``cancelled()`` (the stream is
+        closed in every case).
     """
     mm = music.model
     spec = music_spec(mm, seed=req.seed, sampling=req.sampling(), primer=primer, density=req.density,
                       key=req.key, lookahead_s=None, max_seconds=req.seconds)
     spec.max_steps = int(req.seconds * MAX_EVENTS_PER_S) + 16
-    tokens = collect(music.engine.open(spec), timeout_s)
+    tokens = collect(music.engine.open(spec), timeout_s, cancelled)
     return performance_notes(mm, tokens, req.seconds, primer=primer, include_primer=req.include_primer)
 
 
-def collect(stream: Stream, timeout_s: float) -> list[int]:
-    """Every token of an offline stream, closing it on the way out. Raises RenderTimeout."""
+def collect(stream: Stream, timeout_s: float, cancelled: Callable[[], bool] = lambda: False) -> list[int]:
+    """Every token of an offline stream, closing it on the way out (at once if ``cancelled()``). Raises
+    RenderTimeout, StreamFailed, ClientGone."""
     deadline = time.monotonic() + timeout_s
     out: list[int] = []
     try:
         while (remaining := deadline - time.monotonic()) > 0:
+            if cancelled():
+                raise ClientGone("the client disconnected: render stopped")
             try:
-                tok = stream.tokens.get(timeout=min(remaining, 0.5))
+                tok = stream.tokens.get(timeout=min(remaining, 0.05))
             except queue.Empty:
                 continue
             if tok is None:
@@ -128,13 +140,6 @@ def collect(stream: Stream, timeout_s: float) -> list[int]:
         raise RenderTimeout(f"the render did not finish within {timeout_s:g} s: try fewer seconds")
     finally:
         stream.close()
-
-
-def primer_from_upload(data: bytes, name: str, keep_s: float, keep_notes: int) -> list[Note] | None:
-    """The pitched notes of an uploaded .mid: those starting in its last ``keep_s`` seconds, and of those the
-    last ``keep_notes`` (so a primer's tokens, about five per note, are bounded however dense the file);
-    None if it has none. Raises MidiDecodeError."""
-    return trim_primer(read_notes(data, name=name), keep_s, keep_notes) or None
 
 
 @dataclass

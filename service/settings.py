@@ -14,9 +14,10 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from midi_io.notes import PRIMER_MAX_NOTES, PRIMER_MAX_SECONDS
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from midi_io.notes import PRIMER_MAX_NOTES, PRIMER_MAX_SECONDS
 
 DEFAULT_CHECKPOINTS_DIR = Path(__file__).resolve().parents[1] / "checkpoints"
 _FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -52,6 +53,7 @@ class Settings(BaseSettings):
     max_primer_seconds: float = Field(PRIMER_MAX_SECONDS, gt=0)  # an uploaded primer keeps its last N seconds
     max_primer_notes: int = Field(PRIMER_MAX_NOTES, ge=1, le=100_000)  # ... and of those its last N notes (~5 tokens each)
     render_timeout_s: float = Field(60.0, gt=0)  # a render still unfinished after this answers 503
+    parse_timeout_s: float = Field(10.0, gt=0, le=120)  # an upload not parsed in this long is refused (422)
 
     lookahead_s: float = Field(0.2, ge=0.01, le=5.0)  # live music generated ahead of the wall clock
     session_lease_s: float = Field(120.0, gt=0)  # a port session its owner has not touched for this long stops

@@ -9,6 +9,7 @@ thread (never on the event loop), holding a render slot, under the render timeou
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import Annotated, Any
 
@@ -18,7 +19,7 @@ from fastapi.responses import Response
 from midi_io.audio import AUDIO_FORMATS, MEDIA_TYPES, AudioConfig, find_program, find_soundfont, render_midi_bytes
 from midi_io.files import notes_to_midi_bytes
 from midi_io.notes import Note
-from service.deps import RuntimeDep
+from service.deps import ClientGoneDep, RuntimeDep
 from service.errors import InvalidRequest
 from service.schemas import (
     AudioRenderRequest,
@@ -29,7 +30,7 @@ from service.schemas import (
     RenderRequest,
     error_responses,
 )
-from service.sessions import primer_from_upload, render
+from service.sessions import render
 
 router = APIRouter(prefix="/music", tags=["music"])
 
@@ -47,17 +48,17 @@ ACCEPT_FORMATS = {"audio/midi": "mid", "audio/mid": "mid", "audio/x-midi": "mid"
 
 
 @router.post("/render", response_class=Response, responses={**MEDIA_OUT, **RENDER_ERRORS})
-def render_midi(body: AudioRenderRequest, rt: RuntimeDep, request: Request) -> Response:
+def render_midi(body: AudioRenderRequest, rt: RuntimeDep, request: Request, gone: ClientGoneDep) -> Response:
     """Render music (optionally after a chord of primer pitches) to a .mid file, or to audio (``format``
     "wav"/"flac"/"ogg", or an ``Accept: audio/wav`` header; 406 when the server cannot synthesize audio)."""
     fmt = _format(rt, body.format, request)
-    notes = _render(rt, body, body.primer())
+    notes = _render(rt, body, body.primer(), gone)
     return media_response(rt, notes, fmt, body.seed, body.seconds)
 
 
 @router.post("/render/upload", response_class=Response, responses={**MEDIA_OUT, **RENDER_ERRORS})
 def render_upload(form: Annotated[RenderForm, Form()], primer: Annotated[UploadFile, File(description="a .mid")],
-                  rt: RuntimeDep, request: Request) -> Response:
+                  rt: RuntimeDep, request: Request, gone: ClientGoneDep) -> Response:
     """Continue an uploaded .mid and return the result as a .mid file (or audio, as ``/render``). The primer is
     the upload's last ``max_primer_seconds`` (30 s by default), and of those its last ``max_primer_notes`` notes
     (2,000)."""
@@ -65,19 +66,17 @@ def render_upload(form: Annotated[RenderForm, Form()], primer: Annotated[UploadF
     rt.music(req.model)  # an unknown or missing model is refused before the upload is parsed
     fmt = _format(rt, form.format, request)
     _check_seconds(rt, req)
-    with rt.renders.take():  # parsing is work too: only with a render slot
-        s = rt.settings
-        notes = primer_from_upload(primer.file.read(), primer.filename or "upload.mid", s.max_primer_seconds,
-                                   s.max_primer_notes)
-        rendered = _render_in_slot(rt, req, notes)
+    with rt.renders.take():  # parsing is work too: only with a render slot (in a worker process, time-limited)
+        notes = rt.parser.parse(primer.file.read(), primer.filename or "upload.mid")
+        rendered = _render_in_slot(rt, req, notes, gone)
     return media_response(rt, rendered, fmt, req.seed, req.seconds)
 
 
 @router.post("/events", responses=ERRORS)
-def render_events(body: RenderRequest, rt: RuntimeDep) -> Events:
+def render_events(body: RenderRequest, rt: RuntimeDep, gone: ClientGoneDep) -> Events:
     """Render music and return its notes as JSON (seconds from the start)."""
     music = rt.music(body.model)
-    notes = _render(rt, body, body.primer())
+    notes = _render(rt, body, body.primer(), gone)
     return Events(seconds=body.seconds, seed=body.seed, model=music.name, notes=[NoteModel.of(n) for n in notes])
 
 
@@ -136,11 +135,11 @@ def _format(rt: RuntimeDep, field: str | None, request: Request) -> str:
     return fmt
 
 
-def _render(rt: RuntimeDep, req: RenderRequest, primer: list[Note] | None) -> list[Note]:
+def _render(rt: RuntimeDep, req: RenderRequest, primer: list[Note] | None, gone: threading.Event) -> list[Note]:
     rt.music(req.model)
     _check_seconds(rt, req)
     with rt.renders.take():
-        return _render_in_slot(rt, req, primer)
+        return _render_in_slot(rt, req, primer, gone)
 
 
 def _check_seconds(rt: RuntimeDep, req: RenderRequest) -> None:
@@ -149,5 +148,7 @@ def _check_seconds(rt: RuntimeDep, req: RenderRequest) -> None:
         raise InvalidRequest(f"seconds must be <= {limit:g} on this server, got {req.seconds:g}")
 
 
-def _render_in_slot(rt: RuntimeDep, req: RenderRequest, primer: list[Note] | None) -> list[Note]:
-    return render(rt.music(req.model), req, primer, timeout_s=rt.settings.render_timeout_s)
+def _render_in_slot(rt: RuntimeDep, req: RenderRequest, primer: list[Note] | None,
+                    gone: threading.Event) -> list[Note]:
+    """The render; a client that disconnects stops it (its engine stream is closed at once)."""
+    return render(rt.music(req.model), req, primer, timeout_s=rt.settings.render_timeout_s, cancelled=gone.is_set)

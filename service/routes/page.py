@@ -24,7 +24,6 @@ from performance_rnn.strokegen import iter_strokes
 from performance_rnn.textgen import iter_text
 from service.deps import RuntimeDep, StrokeModelDep, TextModelDep
 from service.schemas import MAX_PRIMER_NOTES, NoteModel, StrokesContinueRequest, TextRequest, error_responses
-from service.sessions import primer_from_upload
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -80,11 +79,13 @@ def strokes_continue(body: StrokesContinueRequest, rt: RuntimeDep, sm: StrokeMod
     return _ndjson(rt, lines)
 
 
-@router.post("/music/primer", tags=["music"], responses=error_responses(400, 413, 422))
+@router.post("/music/primer", tags=["music"], responses=error_responses(400, 413, 422, 429))
 def read_primer(primer: Annotated[UploadFile, File(description="a .mid")], rt: RuntimeDep) -> list[NoteModel]:
     """The pitched notes of an uploaded .mid, its last ``max_primer_seconds`` (at most the last 2,000 notes),
-    shifted to start at 0: pass them as ``primer_notes`` to a live stream or a render."""
-    notes = primer_from_upload(primer.file.read(), primer.filename or "upload.mid", rt.settings.max_primer_seconds)
+    shifted to start at 0: pass them as ``primer_notes`` to a live stream or a render. Parsed as render uploads
+    are: with a render slot, in a worker process, under the parse time limit."""
+    with rt.renders.take():
+        notes = rt.parser.parse(primer.file.read(), primer.filename or "upload.mid")
     if not notes:
         return []
     notes = sorted(notes, key=lambda n: (n.start_s, n.pitch))[-MAX_PRIMER_NOTES:]

@@ -1,3 +1,4 @@
+import itertools
 import time
 
 import pytest
@@ -157,13 +158,13 @@ class Faulty:
         self.inner, self.bad_token, self.fail_step, self.error = inner, bad_token, fail_step, error
         self.calls: list[tuple[str, int]] = []
 
-    def forward(self, inputs, state=None, controls=None):  # noqa: ANN001, ANN201
+    def forward(self, inputs, state=None, controls=None):
         self.calls.append(("forward", inputs.shape[1]))
         if self.bad_token is not None and bool((inputs == self.bad_token).any()):
             raise MemoryError("cannot allocate the primer's activations")
         return self.inner.forward(inputs, state, controls)
 
-    def step(self, inputs, state, controls):  # noqa: ANN001, ANN201
+    def step(self, inputs, state, controls):
         self.calls.append(("step", inputs.shape[0]))
         if self.fail_step is not None and sum(c[0] == "step" for c in self.calls) == self.fail_step:
             raise self.error("the step blew up")
@@ -185,7 +186,7 @@ def test_a_long_primer_is_primed_in_chunks_between_the_other_streams_steps(model
     feeds = [i for i, (kind, n) in enumerate(spy.calls) if kind == "forward" and n > 1]
     assert len(feeds) == -(-1000 // 64) and max(spy.calls[i][1] for i in feeds) <= 64
     # the running stream was stepped between every two chunks of the long primer
-    assert all(any(k == "step" for k, _ in spy.calls[a:b]) for a, b in zip(feeds, feeds[1:]))
+    assert all(any(k == "step" for k, _ in spy.calls[a:b]) for a, b in itertools.pairwise(feeds))
     assert got == reference(model, long, 20, ctrl)  # chunked priming changes nothing in the music
 
 

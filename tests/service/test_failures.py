@@ -169,3 +169,13 @@ def test_a_client_that_never_reads_is_bounded_and_then_dropped(client: TestClien
         asyncio.run(scenario())
     finally:
         stream.close()
+
+
+def test_an_upload_that_takes_too_long_to_parse_is_a_422_and_the_server_goes_on(
+        make_client: Any, settings: Settings, dense_midi: Any) -> None:
+    client = make_client(settings.model_copy(update={"parse_timeout_s": 0.3, "max_upload_bytes": 1 << 20}))
+    r = client.post("/api/music/render/upload", data={"seconds": "1"},
+                    files={"primer": ("huge.mid", dense_midi(120_000), "audio/midi")})
+    assert r.status_code == 422 and "not parsed within 0.3 s" in r.json()["detail"], r.text
+    assert client.post("/api/music/render", json={"seconds": 1}).status_code == 200
+    assert client.app.state.runtime.renders.used == 0

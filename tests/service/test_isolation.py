@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
 from service.settings import Settings
@@ -128,7 +128,7 @@ def test_a_websocket_that_never_starts_is_told_why_and_closed(serve: Callable[[S
     with connect(ws_url(addr), open_timeout=10) as ws:
         err = recv(ws)
         assert err["type"] == "error" and err["status"] == 408
-        with pytest.raises(Exception):  # noqa: B017,PT011  (ConnectionClosed with code 1008)
+        with pytest.raises(ConnectionClosed):
             recv(ws)
         assert ws.close_code == 1008
 
@@ -173,3 +173,23 @@ def test_foreign_origin_or_host_gets_403_over_http_and_websocket(
     with connect(ws_url(addr), open_timeout=10, origin=f"http://{addr}") as ws:  # type: ignore[arg-type]
         ws.send(json.dumps({"type": "start"}))
         until(ws, "started")
+
+
+def test_a_client_that_leaves_stops_its_render(serve: Callable[[Settings], str], settings: Settings,
+                                               wide_checkpoints_dir: Path) -> None:
+    addr = serve(settings.model_copy(update={"checkpoints_dir": wide_checkpoints_dir, "max_render_seconds": 600,
+                                             "render_timeout_s": 120}))
+    host, port = addr.split(":")
+    body = json.dumps({"seconds": 600, "seed": 1}).encode()  # minutes of work for the wide model
+    with httpx.Client(base_url=f"http://{addr}", timeout=10) as http:
+        with socket.create_connection((host, int(port)), timeout=10) as s:
+            s.sendall(b"POST /api/music/render HTTP/1.1\r\nHost: " + addr.encode() + b"\r\nContent-Type: "
+                      b"application/json\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+            deadline = time.monotonic() + 10
+            while http.get("/api/health").json()["engine_streams"] == 0:
+                assert time.monotonic() < deadline, "the render never started"
+                time.sleep(0.02)
+        left = time.monotonic()  # the client hung up mid-render
+        while http.get("/api/health").json()["engine_streams"] != 0:
+            assert time.monotonic() - left < 2.0, "the render went on after its client left"
+            time.sleep(0.02)

@@ -29,7 +29,8 @@ OPERATIONS = [(method.upper(), path) for path, item in create_app(Settings(check
 
 @pytest.fixture
 def api_schema(settings: Settings, fake_ports: Any) -> Any:
-    fuzz = settings.model_copy(update={"max_render_seconds": 3.0, "max_renders": 16, "max_live_streams": 2})
+    fuzz = settings.model_copy(update={"max_render_seconds": 3.0, "max_renders": 16, "max_live_streams": 2,
+                                       "allowed_hosts": ["testserver"]})  # the Host schemathesis sends
     app = create_app(fuzz)
     app.dependency_overrides[get_port_opener] = lambda: fake_ports
     return schemathesis.openapi.from_asgi("/openapi.json", app)
@@ -46,6 +47,9 @@ def test_no_input_yields_a_server_error(api_schema: Any, method: str, path: str,
     def check(case: Any) -> None:
         response = case.call()
         assert response.status_code < 500, f"{method} {case.formatted_path} -> {response.status_code}: {response.text}"
+        if response.status_code == 413:  # over the (test's small) body limit: refused before it is read, as documented
+            assert "larger than" in response.json()["detail"]
+            return
         # the schema and the status codes must hold; schema-valid input may still be refused (422) for domain
         # reasons the schema cannot express: characters outside the text vocabulary, a port name in use
         case.validate_response(response, excluded_checks=[positive_data_acceptance])

@@ -35,3 +35,15 @@ def test_help_explains_several_music_checkpoints(capsys: pytest.CaptureFixture[s
     with pytest.raises(SystemExit):
         build_parser("serve").parse_args(["serve", "--help"])
     assert "repeat it" in " ".join(capsys.readouterr().out.split())
+
+
+def test_allowed_hosts_and_origins_from_flags_or_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    args = build_parser("serve").parse_args(["serve", "--allowed-host", "studio.lan", "--allowed-host", "*.example",
+                                             "--allowed-origin", "https://studio.example/"])
+    s = settings_from(args)
+    assert s.trusted_hosts == ["studio.lan", "*.example"] and s.allowed_origins == ["https://studio.example"]
+    monkeypatch.setenv("PERFRNN_ALLOWED_HOSTS", '["box.local"]')
+    assert settings_from(build_parser("serve").parse_args(["serve"])).trusted_hosts == ["box.local"]
+    monkeypatch.delenv("PERFRNN_ALLOWED_HOSTS")
+    assert settings_from(build_parser("serve").parse_args(["serve"])).trusted_hosts == ["127.0.0.1", "localhost", "::1"]
+    assert main(["serve", "--allowed-host", "http://x:80"]) == 2  # a host name, not a URL
