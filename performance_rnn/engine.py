@@ -2,7 +2,8 @@
 
 Streams join and leave at any step, each with its own sampling settings, controls, RNG and LSTM state.
 A live stream is generated at most ``lookahead_s`` (+ ``batch_slack_s``) of music ahead of its wall clock, so a
-control change reaches the music within that; an offline stream (``lookahead_s=None``) runs as fast as it can.
+control change reaches the music within that; its clock starts (``started_at``) once its first lookahead of music
+exists, so its opening notes are never late however many streams start at once; an offline stream (``lookahead_s=None``) runs as fast as it can.
 Consumers read a stream's tokens from a thread-safe queue; ``None`` marks its end (``Stream.error`` then says
 why, if it failed).
 
@@ -79,7 +80,8 @@ class Stream:
     tokens: queue.Queue[int | None] = field(default_factory=queue.Queue)
     music_s: float = 0.0  # music time generated so far
     steps: int = 0
-    started_at: float = 0.0  # engine clock when the stream's music time 0 is due
+    started_at: float = 0.0  # engine clock when the stream's music time 0 is due (0.0: not started yet)
+    prerolling: bool = False  # live and generating its first lookahead: its clock starts when that is done
     paused_at: float | None = None
     closed: threading.Event = field(default_factory=threading.Event)
     error: str | None = None  # why the engine ended this stream early (None: it ended normally or still runs)
@@ -354,8 +356,9 @@ class Engine:
         now = self.clock()
         gens = []
         for s in joining:
-            s.started_at = now
             s.paused_at = now if s.spec.paused else None
+            s.prerolling = s.spec.lookahead_s is not None and not s.spec.paused
+            s.started_at = 0.0 if s.prerolling else now
             g = torch.Generator()
             g.manual_seed(int(s.spec.seed))
             gens.append(g)
@@ -412,7 +415,8 @@ class Engine:
             if pending.get("pause") is True and s.paused_at is None:
                 s.paused_at = now
             elif pending.get("pause") is False and s.paused_at is not None:
-                s.started_at += now - s.paused_at  # the music clock did not run while paused
+                if not s.prerolling:
+                    s.started_at += now - s.paused_at  # the music clock did not run while paused
                 s.paused_at = None
         if drop:
             self._remove(drop)
@@ -447,7 +451,7 @@ class Engine:
             if la is None:
                 rows.append(i)
                 continue
-            ahead = s.music_s - (now - s.started_at)
+            ahead = -1.0 if s.prerolling else s.music_s - (now - s.started_at)
             if ahead < la:
                 rows.append(i)
                 urgent = True
@@ -477,15 +481,18 @@ class Engine:
             self._frontier.params.index_copy_(0, idx, new.params)
             self._frontier.state.h.index_copy_(1, idx, new.state.h)
             self._frontier.state.c.index_copy_(1, idx, new.state.c)
-        secs = self.seconds_of(outputs.cpu())
+        secs = self.seconds_of(outputs.cpu()).tolist()
         toks = outputs.cpu().tolist()
         self.steps += 1
         self.stepped_rows += len(rows)
         finished = []
+        now = self.clock()
         for j, i in enumerate(rows):
             s = self._streams[i]
             s.steps += 1
-            s.music_s += float(secs[j])
+            s.music_s += secs[j]
+            if s.prerolling and s.music_s >= (s.spec.lookahead_s or 0.0):
+                s.prerolling, s.started_at = False, now  # its first lookahead exists: its music may start
             s.emit(toks[j])
             sp = s.spec
             if (sp.max_seconds is not None and s.music_s >= sp.max_seconds) or (

@@ -263,3 +263,27 @@ def test_streams_close_to_their_lookahead_step_with_one_that_reached_it(model: R
     assert engine._due_rows() is None  # none has reached its lookahead: no step
     engine._streams = [due, near, far]
     assert engine._due_rows() == [0, 1]  # the due one, and the one within the slack; not the far one
+
+
+def test_a_live_stream_clock_starts_once_its_first_lookahead_exists(model: RecurrentModel) -> None:
+    """Pre-roll: however long the engine takes to fill a new stream's lookahead (many streams starting at once),
+    the stream's music time 0 is due only after that, so its opening notes cannot be late."""
+    clock = FakeClock()
+    with torch.no_grad():
+        model.out.bias[SHIFT] += 3.0
+    clock.t = 5.0
+    engine = Engine(model, CategoricalHead(V), seconds_of=seconds_of, default_controls=torch.zeros(3),
+                    clock=clock).start()
+    try:
+        stream = engine.open(StreamSpec(torch.tensor([1]), seed=1, lookahead_s=0.5))
+        deadline = time.monotonic() + 20
+        while stream.music_s < 0.5 and time.monotonic() < deadline:
+            clock.t += 0.3  # wall time runs faster than the engine fills the lookahead
+            time.sleep(0.002)
+        deadline = time.monotonic() + 5
+        while not stream.started_at and time.monotonic() < deadline:
+            time.sleep(0.002)
+        assert stream.started_at >= 5.3 and not stream.prerolling  # started after the pre-roll, not at joining
+        assert stream.music_s >= 0.5
+    finally:
+        engine.stop()
