@@ -44,7 +44,14 @@ from performance_rnn.fast_step import FastStep, Weights, choose_weights
 from performance_rnn.heads import BatchSampling, CategoricalHead
 from performance_rnn.keyboard import KeyboardMask
 from performance_rnn.model import RecurrentModel
-from performance_rnn.music import MusicModel, generate_performances, load_music, music_engine, stream_spec
+from performance_rnn.music import (
+    PRIME_WINDOW,
+    MusicModel,
+    generate_performances,
+    load_music,
+    music_engine,
+    stream_spec,
+)
 from performance_rnn.sampling import StepModel, advance, generators_from_seeds, prime
 from service.live import LivePlayback, settle_for_realtime
 
@@ -203,6 +210,7 @@ class LoggingPlayer(Player):
         super().__init__(*args, **kwargs)
         self.scheduled: list[Scheduled] = []
         self.origin_s = 0.0  # the player's origin on the monotonic clock (set at the first schedule)
+        self.stopped_at_s: float | None = None  # piece time when it was stopped
         self.by_id: dict[int, tuple[float, float, mido.Message]] = {}  # id(msg) -> (time_s, due_before_s, msg)
 
     def schedule(self, time_s: float, msg: mido.Message, *, timeout_s: float | None = None) -> None:
@@ -212,6 +220,11 @@ class LoggingPlayer(Player):
         super().schedule(time_s, msg, timeout_s=timeout_s)
         self.scheduled.append((time_s, len(self.scheduled), tuple(msg.bytes()), due_before_s))
         self.by_id[id(msg)] = (time_s, due_before_s, msg)  # the player sends this very object (no channel set)
+
+    def stop(self) -> None:
+        if self.stopped_at_s is None:
+            self.stopped_at_s = self.piece_time()  # what was due later was never sent: not to be compared
+        super().stop()
 
     def send_errors_ms(self) -> list[float]:
         """Send time - due time, ms, of the messages scheduled before they were due, from a NullPort's record;
@@ -363,7 +376,8 @@ def jack_timing(mm: MusicModel, budget: Budget, counts: tuple[int, ...] = (1, 16
             after_due = 0
             for r, p, off in zip(receivers, players, offsets, strict=True):
                 r.poll()
-                te = timing_errors_ms(p.scheduled, r.received, p.origin_s, off)
+                sent = [x for x in p.scheduled if p.stopped_at_s is None or x[0] <= p.stopped_at_s]
+                te = timing_errors_ms(sent, r.received, p.origin_s, off)
                 for key in errs:
                     errs[key] += te[key]
                 after_due += te["scheduled_after_due"]
@@ -422,7 +436,8 @@ def first_note(mm: MusicModel, budget: Budget) -> Json:
             trials.append({"latency_ms": (port.first_on - t0 - rest) * 1e3, "wall_ms": (port.first_on - t0) * 1e3,
                            "startup_ms": (stream.started_at - t0) * 1e3, "musical_rest_ms": rest * 1e3})
     engine.stop()
-    out: Json = {"primer": source, "primer_tokens": int(spec.primer.shape[0]), "trials": trials}
+    out: Json = {"primer": source, "primer_tokens": int(spec.primer.shape[0]),
+                 "primed_tokens": min(int(spec.primer.shape[0]), PRIME_WINDOW), "trials": trials}
     for key in ("latency_ms", "wall_ms", "startup_ms", "musical_rest_ms"):
         out[f"{key.removesuffix('_ms')}_p50_ms"] = pct([t[key] for t in trials], 50)
     out["p50_ms"] = out["latency_p50_ms"]
@@ -506,7 +521,8 @@ def table(r: Json) -> str:
                      f"{f(d['p99_abs_error_ms'])} ms, max {f(d['max_abs_error_ms'])} ms (n={d['compared']}, "
                      f"{d['scheduled_after_due']} already due when scheduled); jitter p99 {f(d['p99_jitter_ms'])} ms"))
     fn = r["first_note"]
-    rows.append(("5 first note", "10 s primer", f"latency p50 {f(fn['latency_p50_ms'])} ms (startup "
+    rows.append(("5 first note", f"10 s primer ({fn['primer_tokens']} events, last {fn['primed_tokens']} primed)",
+                 f"latency p50 {f(fn['latency_p50_ms'])} ms (startup "
                  f"{f(fn['startup_p50_ms'])} ms incl. priming); wall p50 {f(fn['wall_p50_ms'])} ms = latency + the "
                  f"model's opening rest (p50 {f(fn['musical_rest_p50_ms'])} ms)"))
     ja = r["jam"]

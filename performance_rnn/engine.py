@@ -169,7 +169,8 @@ class Engine:
                  default_controls: torch.Tensor | None = None, max_streams: int = 64,
                  clock: Callable[[], float] = time.monotonic, device: torch.device | str = "cpu",
                  masks: Callable[[list[list[int]]], TokenMask] | None = None,
-                 prime_chunk: int = PRIME_CHUNK, batch_slack_s: float = BATCH_SLACK_S) -> None:
+                 prime_chunk: int = PRIME_CHUNK, batch_slack_s: float = BATCH_SLACK_S,
+                 prime_window: int | None = None) -> None:
         self.model, self.head, self.seconds_of = model, head, seconds_of
         self.default_controls = default_controls
         self.masks = masks  # primers -> their streams' token masks (music: the keyboard mask); None = no mask
@@ -177,6 +178,7 @@ class Engine:
         self.max_streams = max_streams
         self.prime_chunk = max(1, prime_chunk)
         self.batch_slack_s = batch_slack_s
+        self.prime_window = prime_window  # prime with at most this many of a primer's last tokens (None: all)
         self.clock = clock
         self.device = torch.device(device)
         self._joining: list[Stream] = []  # opened, not yet in the batch (counted in ``active``)
@@ -298,11 +300,13 @@ class Engine:
         if not joining:
             return
         for s in joining:
-            if s.id not in self._priming:
-                self._priming[s.id] = _Priming(s)
+            if s.id not in self._priming:  # only the primer's last ``prime_window`` tokens are fed
+                skip = 0 if self.prime_window is None else max(0, int(s.spec.primer.shape[0]) - self.prime_window)
+                self._priming[s.id] = _Priming(s, pos=skip)
         done: list[_Priming] = []
         gone: list[Stream] = []
-        budget = self.prime_chunk
+        # chunks only where there is someone to keep waiting: with no stream playing, a primer goes in whole
+        budget = self.prime_chunk if any(s.paused_at is None for s in self._streams) else 1 << 62
         for p in sorted((self._priming[s.id] for s in joining), key=lambda p: p.remaining):
             if p.stream.closed.is_set():
                 gone.append(p.stream)

@@ -43,6 +43,11 @@ from performance_rnn.model import RecurrentModel
 from performance_rnn.sampling import beam_search, generate, generators_from_seeds
 
 DEFAULT_VELOCITY = 80  # the unprimed seed's dynamics (mezzo-forte)
+# The model is primed with a primer's last PRIME_WINDOW events (the keyboard mask and the dynamics still follow
+# the whole primer). Its predictions depend on its recent past only: on held-out performances, the next 64 events'
+# NLL given the last 64, 128, 256 or 512 events differs from that given everything before (600+ events) by at most
+# 0.0012 nats/event (bench/context.py). Priming a 10 s primer (~430 events) this way takes half the time.
+PRIME_WINDOW = 256
 PROBE_SEEDS, PROBE_SECONDS = (0, 1, 2, 3), 8.0  # how a model's own pace is measured (once per loaded model)
 PITCH_CLASSES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 _FLATS = {"DB": "C#", "EB": "D#", "GB": "F#", "AB": "G#", "BB": "A#"}
@@ -208,6 +213,7 @@ def generate_performances(
         controls=(lambda t, last: batch_ctrl) if batch_ctrl is not None else None,
         stop=stop,
         mask=KeyboardMask.of(mm.codec, [tokens] * n, dev) if keyboard_mask else None,
+        prime_window=PRIME_WINDOW,
     ):
         for i in torch.nonzero(active).flatten().tolist():
             out[i].append(int(outputs[i]))
@@ -240,7 +246,8 @@ def beam_performance(mm: MusicModel, *, seconds: float, beam_size: int, seed: in
                          steps_per_iteration=steps_per_iteration,
                          primer_controls=None if ctrl is None else ctrl.to(dev).expand(len(tokens), -1),
                          controls=None if ctrl is None else ctrl.to(dev).expand(steps, -1),
-                         mask=KeyboardMask.of(mm.codec, [tokens], dev) if keyboard_mask else None, stop=finished)
+                         mask=KeyboardMask.of(mm.codec, [tokens], dev) if keyboard_mask else None, stop=finished,
+                         prime_window=PRIME_WINDOW)
     return performance_notes(mm, seq, seconds, primer=primer, include_primer=include_primer)
 
 
@@ -268,7 +275,8 @@ def music_engine(mm: MusicModel, *, fast: bool = True, max_streams: int = 64, ke
     default = torch.from_numpy(control_vector(None, None)) if mm.conditioned else None
     masks = (lambda primers: KeyboardMask.of(mm.codec, primers, mm.device)) if keyboard_mask else None
     return Engine(model, mm.head, seconds_of=lambda t: shift_seconds(t, mm.codec), default_controls=default,
-                  max_streams=max_streams, device=mm.device, masks=masks, **kw)  # type: ignore[arg-type]
+                  max_streams=max_streams, device=mm.device, masks=masks, prime_window=PRIME_WINDOW,
+                  **kw)  # type: ignore[arg-type]
 
 
 def stream_spec(mm: MusicModel, *, seed: int, sampling: SamplingConfig = SamplingConfig(),

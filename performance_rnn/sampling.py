@@ -64,8 +64,10 @@ def prime(
     model: StepModel,
     primers: Sequence[Tensor],
     controls: Sequence[Tensor | None] | None = None,
+    window: int | None = None,
 ) -> Frontier:
-    """Feed each primer (T_i, ...) through the model once (T_i >= 1) and stack the streams' frontiers.
+    """Feed each primer (T_i, ...) through the model once (T_i >= 1) and stack the streams' frontiers; with
+    ``window``, only each primer's last ``window`` steps (see ``performance_rnn.music.PRIME_WINDOW``).
 
     ``controls[i]`` is (T_i, C) for a conditioned model: row t is the control of the output after input t.
     """
@@ -74,6 +76,9 @@ def prime(
         if primer.shape[0] < 1:
             raise ValueError("a primer needs at least one input step")
         ctrl = None if controls is None or controls[i] is None else controls[i].unsqueeze(0)  # (1, T, C)
+        if window is not None:
+            primer = primer[-window:]
+            ctrl = None if ctrl is None else ctrl[:, -window:]
         out, state = model.forward(primer.unsqueeze(0), None, ctrl)  # (1, T, P)
         params.append(out[:, -1])
         states.append(state)
@@ -115,6 +120,7 @@ def generate(
     controls: ControlFn | None = None,
     stop: StopFn | None = None,
     mask: TokenMask | None = None,
+    prime_window: int | None = None,
 ) -> Iterator[tuple[Tensor, Tensor]]:
     """Stream a batch: yields (outputs (B, ...), active (B,) bool) once per step, for up to ``max_steps``.
 
@@ -125,7 +131,7 @@ def generate(
     if not len(primers) == len(sampling) == len(generators):
         raise ValueError("need one sampling config and one generator per primer")
     device = primers[0].device
-    frontier = prime(model, primers, primer_controls)
+    frontier = prime(model, primers, primer_controls, prime_window)
     settings = BatchSampling.of(sampling, device)
     active = torch.ones(len(primers), dtype=torch.bool)
     last = torch.stack([p[-1] for p in primers])
@@ -156,6 +162,7 @@ def beam_search(
     controls: Tensor | None = None,
     mask: TokenMask | None = None,
     stop: Callable[[Tensor], Tensor] | None = None,
+    prime_window: int | None = None,
 ) -> tuple[list[int], float]:
     """Magenta's beam search over sampled branches -> (tokens, log p) of the best continuation of ``primer``.
 
@@ -169,7 +176,7 @@ def beam_search(
     if beam_size < 1 or branch_factor < 1 or steps_per_iteration < 1:
         raise ValueError("beam_size, branch_factor and steps_per_iteration must be >= 1")
     gen = generator if generator is not None else torch.Generator().manual_seed(0)
-    frontier = prime(model, [primer], None if primer_controls is None else [primer_controls])
+    frontier = prime(model, [primer], None if primer_controls is None else [primer_controls], prime_window)
     seqs = torch.zeros(1, 0, dtype=torch.long, device=primer.device)  # (beams, t)
     scores = torch.zeros(1, dtype=torch.float64, device=primer.device)  # (beams,)
     t = 0

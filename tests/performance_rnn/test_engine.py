@@ -287,3 +287,19 @@ def test_a_live_stream_clock_starts_once_its_first_lookahead_exists(model: Recur
         assert stream.music_s >= 0.5
     finally:
         engine.stop()
+
+
+def test_prime_window_feeds_only_the_primers_last_tokens(model: RecurrentModel) -> None:
+    """Engine and sampler prime alike with ``prime_window``: as if the primer were its last W tokens."""
+    ctrl = torch.tensor([1.0, 0.0, 0.0])
+    long = torch.tensor([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 2, 3, 4])
+    spec = StreamSpec(long, SamplingConfig(), seed=4, lookahead_s=None, max_steps=12)
+    with Engine(FastStep(model), CategoricalHead(V), seconds_of=seconds_of, default_controls=ctrl,
+                prime_window=5) as engine:
+        got = drain(engine.open(spec))
+    short = StreamSpec(long[-5:], SamplingConfig(), seed=4, lookahead_s=None, max_steps=12)
+    assert got == reference(model, short, 12, ctrl)
+    windowed = generate(model, CategoricalHead(V), [long], [spec.sampling], generators_from_seeds([4]), max_steps=12,
+                        primer_controls=[ctrl.expand(len(long), -1)], controls=lambda t, last: ctrl.unsqueeze(0),
+                        prime_window=5)
+    assert [int(o[0]) for o, _ in windowed] == got
