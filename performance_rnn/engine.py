@@ -28,7 +28,7 @@ import torch
 from performance_rnn.config import SamplingConfig
 from performance_rnn.heads import BatchSampling, Head
 from performance_rnn.model import LSTMState
-from performance_rnn.sampling import Frontier, StepModel, TokenMask, advance
+from performance_rnn.sampling import Frontier, StepModel, TokenMask, advance, prime_last
 
 log = logging.getLogger(__name__)
 
@@ -345,8 +345,7 @@ class Engine:
         ctrl = self._ctrl(sp)
         ctrl_seq = None if ctrl is None else ctrl.expand(1, n, -1)
         with torch.no_grad():
-            out, p.state = self.model.forward(chunk, p.state, ctrl_seq)
-        p.params = out[:, -1]
+            p.params, p.state = prime_last(self.model, chunk, p.state, ctrl_seq)
         p.pos += n
 
     def _join(self, done: list[_Priming]) -> None:

@@ -129,6 +129,19 @@ class FastStep:
         return self.out(y.reshape(B * T, H)).view(B, T, -1), LSTMState(h, c)
 
     @torch.no_grad()
+    def prime(self, inputs: Tensor, state: LSTMState | None = None,
+              controls: Tensor | None = None) -> tuple[Tensor, LSTMState]:
+        """``forward`` when only the last step's params matter (priming): -> params (B, P), state. The output
+        layer runs on the last step alone."""
+        if self.weights != "int8":
+            params, state = self.model.forward(inputs, state, controls)
+            return params[:, -1], state
+        x = self.model.embed_inputs(inputs, controls)
+        state = state if state is not None else self.initial_state(inputs.shape[0])
+        y, (h, c) = self._lstm(x, (state.h, state.c))
+        return self.out(y[:, -1]), LSTMState(h, c)
+
+    @torch.no_grad()
     def forward_by_steps(self, inputs: Tensor, state: LSTMState | None = None,
                          controls: Tensor | None = None) -> tuple[Tensor, LSTMState]:
         """``forward`` computed one ``step`` at a time: the path that sampling takes (teacher-forced evaluation)."""

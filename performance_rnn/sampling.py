@@ -79,10 +79,21 @@ def prime(
         if window is not None:
             primer = primer[-window:]
             ctrl = None if ctrl is None else ctrl[:, -window:]
-        out, state = model.forward(primer.unsqueeze(0), None, ctrl)  # (1, T, P)
-        params.append(out[:, -1])
+        last, state = prime_last(model, primer.unsqueeze(0), None, ctrl)  # (1, P)
+        params.append(last)
         states.append(state)
     return Frontier(torch.cat(params), LSTMState.cat(states))
+
+
+def prime_last(model: StepModel, inputs: Tensor, state: LSTMState | None,
+               controls: Tensor | None) -> tuple[Tensor, LSTMState]:
+    """Feed inputs (B, T, ...) -> (the last step's params (B, P), state): the model's ``prime`` where it has one
+    (the inference step computes its output layer for the last step only), else ``forward``."""
+    fast = getattr(model, "prime", None)
+    if fast is not None:
+        return fast(inputs, state, controls)  # type: ignore[no-any-return]
+    out, state = model.forward(inputs, state, controls)
+    return out[:, -1], state
 
 
 @torch.no_grad()

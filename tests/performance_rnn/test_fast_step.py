@@ -68,6 +68,9 @@ def test_int8_priming_matches_its_steps_and_the_training_model() -> None:
         ref, ref_state = model.forward(tokens, None, controls)
     primed, state = fast.forward(tokens, None, controls)
     stepped, step_state = fast.forward_by_steps(tokens, None, controls)
+    last, last_state = fast.prime(tokens, None, controls)  # the output layer on the last step only
+    torch.testing.assert_close(last, ref[:, -1], atol=5e-2, rtol=0)
+    torch.testing.assert_close(last_state.h, state.h)
     for params, st in ((primed, state), (stepped, step_state)):
         assert params.shape == ref.shape and st.h.shape == ref_state.h.shape
         torch.testing.assert_close(params, ref, atol=5e-2, rtol=0)
