@@ -16,13 +16,12 @@ import time
 from dataclasses import dataclass
 
 import mido
+import torch
 
 from midi_io.capture import Control, ControlChange, PhraseCapture
 from midi_io.echo import Echo
 from midi_io.player import Player, PlayerConfig
 from midi_io.ports import OutputPort
-import torch
-
 from performance_rnn.codecs.performance import Event, EventType, PhraseEncoder, encode_event, velocity_to_bin
 from performance_rnn.config import SamplingConfig
 from performance_rnn.engine import Engine, EngineBusy, Stream, StreamSpec
