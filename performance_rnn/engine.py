@@ -111,6 +111,8 @@ class Stream:
                 self.tokens.put(token)
             else:
                 self._call(self._sink, token)
+                if token is None:
+                    self._sink = None  # the consumer holds this stream: end the cycle, refcounting frees both
 
     def _call(self, sink: Callable[[int | None], None], token: int | None) -> None:
         try:
