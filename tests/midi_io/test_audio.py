@@ -3,12 +3,10 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
+import perfrnn_tests_audio as audio_check  # registered by tests/conftest.py
 import pytest
 
 from midi_io.audio import (
@@ -26,18 +24,6 @@ from midi_io.files import notes_to_midi_bytes, write_notes
 from midi_io.notes import Note
 from midi_io.output import OutputRefused
 
-
-def _load_audio_check() -> ModuleType:
-    # by path: an installed package (Hershey-Fonts) owns the top-level name "tests"
-    spec = importlib.util.spec_from_file_location("perfrnn_tests_audio", Path(__file__).parents[1] / "audio_check.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-audio_check = _load_audio_check()
 SKIP = audio_check.skip_reason()
 needs_fluidsynth = pytest.mark.skipif(SKIP is not None, reason=str(SKIP))
 
