@@ -19,9 +19,9 @@ import numpy as np
 import torch
 
 from performance_rnn.codecs.controls import control_vector
-from performance_rnn.data.build import load_split
-from performance_rnn.data.music import MusicData, MusicDataConfig
-from performance_rnn.music import PRIME_WINDOW, load_music
+from performance_rnn.tasks.music.build import load_split
+from performance_rnn.tasks.music.data import MusicData, MusicDataConfig
+from performance_rnn.tasks.music.generate import PRIME_WINDOW, load_music
 
 ROOT = Path(__file__).resolve().parents[1]
 WINDOWS = (64, 128, 256, 512)

@@ -44,7 +44,8 @@ from performance_rnn.fast_step import FastStep, Weights, choose_weights
 from performance_rnn.heads import BatchSampling, CategoricalHead
 from performance_rnn.keyboard import KeyboardMask
 from performance_rnn.model import RecurrentModel
-from performance_rnn.music import (
+from performance_rnn.sampling import StepModel, advance, generators_from_seeds, prime
+from performance_rnn.tasks.music.generate import (
     PRIME_WINDOW,
     MusicModel,
     generate_performances,
@@ -52,8 +53,7 @@ from performance_rnn.music import (
     music_engine,
     stream_spec,
 )
-from performance_rnn.sampling import StepModel, advance, generators_from_seeds, prime
-from service.live import LivePlayback, settle_for_realtime
+from service.playback import LivePlayback, settle_for_realtime
 
 ROOT = Path(__file__).resolve().parents[1]
 Json = dict[str, Any]
@@ -404,7 +404,7 @@ def jack_timing(mm: MusicModel, budget: Budget, counts: tuple[int, ...] = (1, 16
 
 def ten_second_primer(mm: MusicModel) -> tuple[list[Note], str]:
     """10 s of notes from the held-out (test) split, else a generated 10 s performance."""
-    from performance_rnn.data.build import load_split
+    from performance_rnn.tasks.music.build import load_split
 
     data_dir = ROOT / str(mm.meta.get("data", {}).get("dir", "data/music21-part"))
     try:
@@ -564,7 +564,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="sections 3-4: a thread per player instead of one shared PlayerHub (for comparison)")
     ap.add_argument("--no-settle", dest="settle", action="store_false",
                     help="do not settle the process for real time after loading the model (perfrnn play/jam/serve "
-                         "do: gc.freeze(), and a 0.5 ms GIL switch interval; see service.live.settle_for_realtime)")
+                         "do: gc.freeze(), and a 0.5 ms GIL switch interval; see service.playback.settle_for_realtime)")
     args = ap.parse_args(argv)
     budget = QUICK if args.quick else FULL
     logging.getLogger("midi_io.player").setLevel(logging.ERROR)  # late events are counted in the stats

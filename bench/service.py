@@ -34,7 +34,7 @@ import torch
 import websockets
 
 from performance_rnn.config import SamplingConfig
-from performance_rnn.music import generate_performances, load_music
+from performance_rnn.tasks.music.generate import generate_performances, load_music
 
 ROOT = Path(__file__).resolve().parents[1]
 LATE_TOLERANCE_S = 0.02  # scheduling slack on a shared machine; the web page buffers 0.15 s

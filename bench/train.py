@@ -24,9 +24,9 @@ from torch import nn
 
 from performance_rnn.codecs.controls import CONTROL_DIM
 from performance_rnn.config import ModelConfig
-from performance_rnn.data.music import MusicData, MusicDataConfig
 from performance_rnn.heads import CategoricalHead
 from performance_rnn.model import RecurrentModel
+from performance_rnn.tasks.music.data import MusicData, MusicDataConfig
 from performance_rnn.train import batch_loss
 
 V = 388

@@ -4,7 +4,7 @@
     python -m performance_rnn.evaluate_siblings strokes checkpoints/strokes.pt [checkpoints/strokes-baseline.pt]
 
 Text: mean NLL per character (nats and bits) on the test plays, state carried through each play.
-Strokes: mean NLL per point on the test characters (normalised units, see ``performance_rnn.strokes``).
+Strokes: mean NLL per point on the test characters (normalised units, see ``performance_rnn.heads.mixture``).
 """
 
 from __future__ import annotations
@@ -20,12 +20,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from performance_rnn.batches import Batch
 from performance_rnn.checkpoint import atomic_save, build_model, load_raw, model_payload
 from performance_rnn.errors import DataError
 from performance_rnn.heads import CategoricalHead
+from performance_rnn.heads.mixture import StrokeMixtureHead
 from performance_rnn.model import RecurrentModel
-from performance_rnn.strokes import StrokeMixtureHead
-from performance_rnn.task import Batch
 
 
 def export_checkpoint(run_checkpoint: str | os.PathLike[str], out: str | os.PathLike[str], **extra: Any) -> None:
@@ -83,7 +83,7 @@ def ngram_nll(train_text: str, plays: dict[str, str], order: int = 5) -> float:
 
 
 def evaluate_text(path: str | os.PathLike[str], split: str = "test", baseline: bool = True) -> dict[str, Any]:
-    from performance_rnn.data.text import PLAY_SEPARATOR, build
+    from performance_rnn.tasks.text.data import PLAY_SEPARATOR, build
 
     data = build()
     model = build_model(load_raw(path))
@@ -119,7 +119,7 @@ def stroke_nll(model: RecurrentModel, head: StrokeMixtureHead, batches: Iterator
 
 def evaluate_strokes(paths: list[str], split: str = "test", cache: str | None = "data/kanjivg-rdp1.0.npz"
                      ) -> dict[str, Any]:
-    from performance_rnn.data.strokes import MAX_POINTS, build
+    from performance_rnn.tasks.strokes.data import MAX_POINTS, build
 
     data = build(cache=cache)
     res: dict[str, Any] = {"split": split, "scale_factor": round(data.factor, 4)}

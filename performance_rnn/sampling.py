@@ -67,7 +67,7 @@ def prime(
     window: int | None = None,
 ) -> Frontier:
     """Feed each primer (T_i, ...) through the model once (T_i >= 1) and stack the streams' frontiers; with
-    ``window``, only each primer's last ``window`` steps (see ``performance_rnn.music.PRIME_WINDOW``).
+    ``window``, only each primer's last ``window`` steps (see ``performance_rnn.tasks.music.generate.PRIME_WINDOW``).
 
     ``controls[i]`` is (T_i, C) for a conditioned model: row t is the control of the output after input t.
     """

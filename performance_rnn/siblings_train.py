@@ -50,11 +50,11 @@ def run(args: argparse.Namespace, cfg: TrainConfig | None = None) -> int:
               "dropout": _pick(args, task, "dropout"), "seed": cfg.seed, "export": export}
     log.info("training %s into %s (%s)", task, run_dir, cfg)
     if task == "text":
-        from performance_rnn.data.text import train_model as train_text
+        from performance_rnn.tasks.text.data import train_model as train_text
 
         state = train_text(run_dir, cfg, embed=_pick(args, task, "embed") or 64, **common)
     else:
-        from performance_rnn.data.strokes import train_model as train_strokes
+        from performance_rnn.tasks.strokes.data import train_model as train_strokes
 
         state = train_strokes(run_dir, cfg, mixtures=_pick(args, task, "mixtures"), **common)
     print(json.dumps({"step": state["step"], "best_val_nll": state["best_val"], "wall_s": round(state["wall_s"], 1),

@@ -24,10 +24,10 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from performance_rnn.batches import Batch, TrainData
 from performance_rnn.checkpoint import atomic_save, model_payload
 from performance_rnn.heads import Head
 from performance_rnn.model import RecurrentModel
-from performance_rnn.task import Batch, TrainData
 
 log = logging.getLogger(__name__)
 

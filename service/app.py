@@ -19,15 +19,15 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from performance_rnn.errors import PerformanceRNNError
-from performance_rnn.music import load_music, music_engine
-from performance_rnn.strokegen import load_stroke_model
-from performance_rnn.textgen import load_text_model
+from performance_rnn.tasks.music.generate import load_music, music_engine
+from performance_rnn.tasks.strokes.generate import load_stroke_model
+from performance_rnn.tasks.text.generate import load_text_model
 from service.deps import Models, Runtime
 from service.errors import BodyTooLarge, install_error_handlers
 from service.guard import GuardConfig, InFlightLimit, RequestGuard
-from service.live import settle_for_realtime
 from service.parsing import ParseConfig, PrimerParser
-from service.routes import live, meta, music, page, sessions, siblings
+from service.playback import settle_for_realtime
+from service.routes import meta, music, page, sessions, siblings, websocket
 from service.sessions import PortSessions, Slots
 from service.settings import Settings
 
@@ -111,7 +111,7 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="Performance RNN", version="0.1.0", lifespan=lifespan,
                   description="Real-time expressive piano generation: render, stream, play into MIDI ports.")
     install_error_handlers(app)
-    for router in (music.router, siblings.router, page.router, meta.router, sessions.router, live.router):
+    for router in (music.router, siblings.router, page.router, meta.router, sessions.router, websocket.router):
         app.include_router(router, prefix="/api")
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 

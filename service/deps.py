@@ -16,9 +16,9 @@ from starlette.requests import HTTPConnection, Request
 
 from midi_io.ports import OutputPort, open_output
 from performance_rnn.engine import Engine
-from performance_rnn.music import MusicModel
-from performance_rnn.strokegen import StrokeModel
-from performance_rnn.textgen import TextModel
+from performance_rnn.tasks.music.generate import MusicModel
+from performance_rnn.tasks.strokes.generate import StrokeModel
+from performance_rnn.tasks.text.generate import TextModel
 from service.errors import InvalidRequest, ModelUnavailable
 from service.parsing import PrimerParser
 from service.sessions import MusicBackend, PortOpener, PortSessions, Slots

@@ -25,8 +25,8 @@ from midi_io.ports import OutputPort
 from performance_rnn.codecs.performance import Event, EventType, PhraseEncoder, encode_event, velocity_to_bin
 from performance_rnn.config import SamplingConfig
 from performance_rnn.engine import Engine, EngineBusy, Stream, StreamSpec
-from performance_rnn.music import MusicModel, controls_for, stream_spec
-from service.live import LivePlayback
+from performance_rnn.tasks.music.generate import MusicModel, controls_for, stream_spec
+from service.playback import LivePlayback
 
 log = logging.getLogger(__name__)
 PITCH_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")

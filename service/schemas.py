@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from midi_io.notes import Note
 from performance_rnn.codecs.controls import DENSITY_HELP, DENSITY_MAX_NPS, DENSITY_MIN_NPS, KEY_HELP
 from performance_rnn.config import SamplingConfig
-from performance_rnn.music import chord_primer, parse_key
+from performance_rnn.tasks.music.generate import chord_primer, parse_key
 
 MAX_SEED = 2**31 - 1
 MAX_RENDER_SECONDS = 600.0

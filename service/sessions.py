@@ -25,7 +25,7 @@ from midi_io.player import Player, PlayerConfig, PlayerHub
 from midi_io.ports import OutputPort
 from performance_rnn.config import SamplingConfig
 from performance_rnn.engine import Engine, Stream, StreamFailed, StreamSpec
-from performance_rnn.music import MusicModel, controls_for, performance_notes, stream_spec
+from performance_rnn.tasks.music.generate import MusicModel, controls_for, performance_notes, stream_spec
 from service.errors import (
     ClientGone,
     Forbidden,
@@ -35,7 +35,7 @@ from service.errors import (
     RenderTimeout,
     Unauthorized,
 )
-from service.live import LivePlayback
+from service.playback import LivePlayback
 from service.schemas import RenderRequest, SessionCreate, SessionInfo, SessionUpdate
 
 log = logging.getLogger(__name__)

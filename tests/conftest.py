@@ -56,7 +56,7 @@ def midi_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def music_dataset(midi_folder: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     from midi_io.files import read_notes
-    from performance_rnn.data.build import build_dataset
+    from performance_rnn.tasks.music.build import build_dataset
 
     out = tmp_path_factory.mktemp("dataset")
     build_dataset(out, folders=[str(midi_folder)], music21_corpus=False, midi_reader=read_notes, workers=1)

@@ -41,7 +41,7 @@ def control_vector(density: int | None, histogram: Sequence[float] | None) -> np
     """One control vector. ``None`` for both means conditioning disabled (flag set, the rest zero).
 
     A missing half is filled with Magenta's defaults (density 15 n/s -> bin 4, uniform histogram); callers that
-    know the model's own density pass it instead (``performance_rnn.music.controls_for``).
+    know the model's own density pass it instead (``performance_rnn.tasks.music.generate.controls_for``).
     """
     vec = np.zeros(CONTROL_DIM, dtype=np.float32)
     if density is None and histogram is None:

@@ -23,7 +23,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from midi_io.files import read_notes
-    from performance_rnn.data.build import build_dataset
+    from performance_rnn.tasks.music.build import build_dataset
 
     if not args.folders and not args.music21:
         raise ValueError("give at least one folder of MIDI files or --music21")

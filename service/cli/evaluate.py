@@ -5,7 +5,7 @@
 - With ``--midi DIR``: NLL of every .mid/.midi file under DIR (recursively, no split), controls disabled.
 - With ``--generated N``: N clips of ``--seconds`` sampled from the model and real clips of the same length
   (from ``--midi`` files, else the held-out split of ``--data``) compared figure by figure
-  (``performance_rnn.music_stats``).
+  (``performance_rnn.tasks.music.stats``).
 
 A table goes to stdout and, as its last line, every figure as one JSON object (NaN written as null).
 """
@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from performance_rnn.music import MusicModel
+    from performance_rnn.tasks.music.generate import MusicModel
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[2] / "checkpoints" / "music.pt"
 DEFAULT_DATA = "data/music21"
@@ -94,7 +94,7 @@ def check_args(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from performance_rnn.music import load_music
+    from performance_rnn.tasks.music.generate import load_music
 
     check_args(args)
     t0 = time.monotonic()
@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
         real_pieces = None
     if args.generated:
         if real_pieces is None:
-            from performance_rnn.data.build import load_split
+            from performance_rnn.tasks.music.build import load_split
 
             real_pieces = load_split(args.data, args.split)[1]
         results["listening"] = listening(mm, real_pieces, args)
@@ -130,7 +130,7 @@ def split_results(mm: MusicModel, args: argparse.Namespace, scorer: Any) -> dict
 
     from performance_rnn.baselines import NGram
     from performance_rnn.codecs.performance import vocab_size
-    from performance_rnn.data.music import MusicData, MusicDataConfig
+    from performance_rnn.tasks.music.data import MusicData, MusicDataConfig
     from performance_rnn.train import batch_loss
 
     data = MusicData(args.data, MusicDataConfig(conditioned=mm.conditioned), mm.codec)
@@ -225,7 +225,7 @@ def windows_nll(mm: MusicModel, windows: Iterator[np.ndarray], device: str, scor
     model gets the disable flag, as ``MusicData.eval_batches``)."""
     import torch
 
-    from performance_rnn.data.music import _collate
+    from performance_rnn.tasks.music.data import _collate
     from performance_rnn.train import batch_loss
 
     total, count = 0.0, 0
@@ -275,7 +275,7 @@ def pick_real_clips(pieces: Sequence[np.ndarray], seconds: float, cap: int = MAX
     """Every piece's clips of ``seconds`` (``music_stats.real_clips``), at most ``cap`` of them taken evenly
     over the whole list (in piece order); only the pieces holding a chosen clip are converted to notes."""
     from midi_io.notes import Note
-    from performance_rnn.music_stats import real_clips
+    from performance_rnn.tasks.music.stats import real_clips
 
     counts = [int((p[:, 3].max() - p[:, 2].min()) // seconds) if len(p) else 0 for p in pieces]
     total = sum(counts)
@@ -301,8 +301,8 @@ def listening(mm: MusicModel, real_pieces: Sequence[np.ndarray], args: argparse.
     """Median listening figures of ``args.generated`` sampled clips and of up to 200 real clips of the same
     length, and the overlap of their mean pitch-class histograms."""
     from performance_rnn.config import SamplingConfig
-    from performance_rnn.music import generate_performances
-    from performance_rnn.music_stats import SCALAR_KEYS, clip_stats, histogram_overlap, summarize
+    from performance_rnn.tasks.music.generate import generate_performances
+    from performance_rnn.tasks.music.stats import SCALAR_KEYS, clip_stats, histogram_overlap, summarize
 
     real = [codec_round_trip(c, mm) for c in pick_real_clips(real_pieces, args.seconds)]
     if not real:
@@ -320,7 +320,7 @@ def listening(mm: MusicModel, real_pieces: Sequence[np.ndarray], args: argparse.
 
 
 def print_listening(fig: dict[str, Any], args: argparse.Namespace) -> None:
-    from performance_rnn.music_stats import SCALAR_KEYS
+    from performance_rnn.tasks.music.stats import SCALAR_KEYS
 
     clips = fig["clips"]
     print(f"listening figures, medians over clips of {args.seconds:g} s ({clips['generated']} generated at "

@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     from midi_io.files import notes_to_midi_bytes
     from midi_io.output import check_output, output_format, write_bytes
     from performance_rnn.config import SamplingConfig
-    from performance_rnn.music import beam_performance, chord_primer, generate_performances, load_music
+    from performance_rnn.tasks.music.generate import beam_performance, chord_primer, generate_performances, load_music
 
     t0 = time.monotonic()
     if not 1 <= args.num_outputs <= 64:

@@ -47,9 +47,9 @@ def run(args: argparse.Namespace) -> int:
     from midi_io.player import run_until_signal
     from midi_io.ports import open_input, open_output
     from performance_rnn.config import SamplingConfig
-    from performance_rnn.music import load_music, music_engine
+    from performance_rnn.tasks.music.generate import load_music, music_engine
     from service.jam import Jam, JamConfig
-    from service.live import settle_for_realtime
+    from service.playback import settle_for_realtime
 
     channel = midi_channel(args.channel, "--channel")
     echo_channel = (channel + 1) % 16 if args.passthrough_channel is None else midi_channel(

@@ -37,9 +37,9 @@ def run(args: argparse.Namespace) -> int:
     from midi_io.player import Player, PlayerConfig, run_until_signal
     from midi_io.ports import open_output
     from performance_rnn.config import SamplingConfig
-    from performance_rnn.music import load_music, music_engine, stream_spec
+    from performance_rnn.tasks.music.generate import load_music, music_engine, stream_spec
     from service.cli.primer import primer_from_file
-    from service.live import LivePlayback, settle_for_realtime
+    from service.playback import LivePlayback, settle_for_realtime
 
     channel = midi_channel(args.channel)
     if not 0.01 <= args.lookahead <= 5.0:

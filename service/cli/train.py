@@ -48,9 +48,9 @@ def run(args: argparse.Namespace) -> int:
     from performance_rnn.codecs.controls import CONTROL_DIM
     from performance_rnn.codecs.performance import PerformanceCodecConfig, vocab_size
     from performance_rnn.config import ModelConfig
-    from performance_rnn.data.music import MusicData, MusicDataConfig
     from performance_rnn.heads import CategoricalHead
     from performance_rnn.model import RecurrentModel
+    from performance_rnn.tasks.music.data import MusicData, MusicDataConfig
     from performance_rnn.train import train
 
     cfg = _train_config(args)

@@ -11,9 +11,9 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import Response
 
-from performance_rnn.music import MusicModel
-from performance_rnn.strokegen import StrokeModel
-from performance_rnn.textgen import TextModel
+from performance_rnn.tasks.music.generate import MusicModel
+from performance_rnn.tasks.strokes.generate import StrokeModel
+from performance_rnn.tasks.text.generate import TextModel
 from service.deps import RuntimeDep
 from service.errors import NotFound
 from service.schemas import Health, ModelDetail, ModelInfo, ModelKind, error_responses

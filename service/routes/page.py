@@ -20,8 +20,8 @@ from fastapi.responses import StreamingResponse
 from starlette.background import BackgroundTask
 
 from performance_rnn.errors import PerformanceRNNError
-from performance_rnn.strokegen import iter_strokes
-from performance_rnn.textgen import iter_text
+from performance_rnn.tasks.strokes.generate import iter_strokes
+from performance_rnn.tasks.text.generate import iter_text
 from service.deps import RuntimeDep, StrokeModelDep, TextModelDep
 from service.schemas import MAX_PRIMER_NOTES, NoteModel, StrokesContinueRequest, TextRequest, error_responses
 

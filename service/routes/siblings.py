@@ -7,8 +7,8 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 
 from performance_rnn.codecs.strokes import grid_svg
-from performance_rnn.strokegen import StrokeModel, generate_strokes
-from performance_rnn.textgen import generate_text
+from performance_rnn.tasks.strokes.generate import StrokeModel, generate_strokes
+from performance_rnn.tasks.text.generate import generate_text
 from service.deps import RuntimeDep, StrokeModelDep, TextModelDep
 from service.schemas import StrokesOut, StrokesRequest, StrokesSvgRequest, TextOut, TextRequest, error_responses
 

@@ -3,8 +3,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from performance_rnn.config import ModelConfig
 from performance_rnn import fast_step
+from performance_rnn.config import ModelConfig
 from performance_rnn.fast_step import FastStep, choose_weights, int8_available, int8_divergence
 from performance_rnn.model import RecurrentModel
 
@@ -102,7 +102,7 @@ def test_cuda_graph_step_matches() -> None:
 
 @needs_int8
 def test_the_shipped_checkpoint_loads_with_int8_weights() -> None:
-    from performance_rnn.music import load_music
+    from performance_rnn.tasks.music.generate import load_music
 
     shipped = Path(__file__).resolve().parents[2] / "checkpoints" / "music.pt"
     assert load_music(shipped).weights == "int8"

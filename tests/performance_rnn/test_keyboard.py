@@ -12,8 +12,8 @@ from performance_rnn.config import SamplingConfig
 from performance_rnn.engine import StreamSpec
 from performance_rnn.fast_step import FastStep
 from performance_rnn.keyboard import KeyboardMask, impossible_events
-from performance_rnn.music import load_music, music_engine, primer_tokens
 from performance_rnn.sampling import beam_search, generate, generators_from_seeds
+from performance_rnn.tasks.music.generate import load_music, music_engine, primer_tokens
 
 CFG = PerformanceCodecConfig()
 ON, OFF, SHIFT, VEL = 0, 128, 255, 355  # SHIFT + k is a shift of k steps, VEL + b velocity bin b

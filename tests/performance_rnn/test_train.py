@@ -10,10 +10,10 @@ import torch
 
 from performance_rnn.checkpoint import atomic_save, load_raw
 from performance_rnn.config import ModelConfig
-from performance_rnn.data.music import MusicData
 from performance_rnn.errors import CheckpointError
 from performance_rnn.heads import CategoricalHead
 from performance_rnn.model import RecurrentModel
+from performance_rnn.tasks.music.data import MusicData
 from performance_rnn.train import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parents[2]

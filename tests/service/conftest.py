@@ -23,8 +23,8 @@ from fastapi.testclient import TestClient
 from performance_rnn.checkpoint import atomic_save, model_payload
 from performance_rnn.codecs.text import TextCodec
 from performance_rnn.config import ModelConfig
+from performance_rnn.heads.mixture import StrokeMixtureHead
 from performance_rnn.model import RecurrentModel
-from performance_rnn.strokes import StrokeMixtureHead
 from service.app import create_app
 from service.deps import get_port_opener
 from service.settings import Settings
@@ -61,7 +61,7 @@ def tiny_text_checkpoint(path: Path) -> None:
 
 
 def tiny_stroke_checkpoint(path: Path) -> None:
-    from performance_rnn.data.strokes import codec_dict
+    from performance_rnn.tasks.strokes.data import codec_dict
 
     torch.manual_seed(1)
     head = StrokeMixtureHead(2)

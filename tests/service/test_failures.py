@@ -12,8 +12,8 @@ from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
 from performance_rnn.engine import Engine
-from performance_rnn.music import stream_spec
-from service.routes.live import MAX_OUTBOX, LiveSocket, parse_message
+from performance_rnn.tasks.music.generate import stream_spec
+from service.routes.websocket import MAX_OUTBOX, LiveSocket, parse_message
 from service.settings import Settings
 
 DEEP = "[" * 30_000 + "]" * 30_000  # 60 kB: under the 64 KiB frame limit, far past the parser's recursion

@@ -10,7 +10,7 @@ from pathlib import Path
 import mido
 
 from midi_io.capture import CaptureConfig, PhraseCapture
-from performance_rnn.music import load_music, music_engine
+from performance_rnn.tasks.music.generate import load_music, music_engine
 from service.jam import Jam, JamConfig
 
 

@@ -66,7 +66,7 @@ def test_jam_answers_a_phrase_replayed_into_its_input(jack_server: object, baby_
     from midi_io.capture import CaptureConfig, PhraseCapture
     from midi_io.player import Player, notes_to_messages
     from midi_io.ports import connect_output, open_input, open_virtual_output
-    from performance_rnn.music import load_music, music_engine
+    from performance_rnn.tasks.music.generate import load_music, music_engine
     from service.jam import Jam, JamConfig
 
     # the phrase comes from a real MIDI file, replayed in real time into the jam's input port

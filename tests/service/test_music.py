@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from midi_io.files import notes_to_midi_bytes, read_notes
 from midi_io.notes import Note
 from performance_rnn.config import SamplingConfig
-from performance_rnn.music import generate_performances, load_music
+from performance_rnn.tasks.music.generate import generate_performances, load_music
 
 
 def test_render_returns_a_readable_midi_file(client: TestClient) -> None:

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from midi_io.files import notes_to_midi_bytes
 from midi_io.notes import Note
-from performance_rnn.strokegen import generate_strokes
+from performance_rnn.tasks.strokes.generate import generate_strokes
 from service.schemas import MAX_PARTIAL_POINTS, StrokesContinueRequest
 
 

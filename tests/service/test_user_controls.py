@@ -14,7 +14,13 @@ from fastapi.testclient import TestClient
 from midi_io.capture import CaptureConfig, PhraseCapture
 from midi_io.echo import Echo
 from performance_rnn.codecs.controls import NUM_DENSITY_BINS, density_bin, key_histogram
-from performance_rnn.music import controls_for, generate_performances, load_music, music_engine, parse_key
+from performance_rnn.tasks.music.generate import (
+    controls_for,
+    generate_performances,
+    load_music,
+    music_engine,
+    parse_key,
+)
 from service.cli import build_parser, main
 from service.jam import Jam, JamConfig
 

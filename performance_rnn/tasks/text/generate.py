@@ -8,10 +8,8 @@ model's vocabulary raises CodecError naming them; the CLI prints that message an
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +20,7 @@ from performance_rnn import sampling
 from performance_rnn.checkpoint import build_model, load_raw
 from performance_rnn.codecs.text import TextCodec
 from performance_rnn.config import SamplingConfig
-from performance_rnn.errors import CheckpointError, PerformanceRNNError
+from performance_rnn.errors import CheckpointError
 from performance_rnn.heads import CategoricalHead
 from performance_rnn.model import RecurrentModel
 
@@ -100,39 +98,3 @@ def _sample_text(tm: TextModel, ids: list[int], length: int, cfg: SamplingConfig
             out = []
     if out:
         yield tm.codec.decode(out)
-
-
-def add_arguments(ap: argparse.ArgumentParser) -> None:
-    """The ``perfrnn text`` flags."""
-    ap.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT)
-    ap.add_argument("--prime", default="", help="text to continue (echoed); default: start at a line break")
-    ap.add_argument("--length", type=int, default=500, help="characters to generate")
-    ap.add_argument("--temperature", type=float, default=0.8, help="logits / T; 0 = greedy")
-    ap.add_argument("--top-k", type=int, default=None)
-    ap.add_argument("--top-p", type=float, default=None)
-    ap.add_argument("--seed", type=int, default=0)
-
-
-def run(args: argparse.Namespace) -> int:
-    """Print the primer and a sampled continuation to stdout; errors -> one line on stderr, status 2."""
-    try:
-        tm = load_text_model(args.checkpoint)
-        log.info("loaded %s (vocab %d)", args.checkpoint, tm.codec.vocab_size)
-        text = generate_text(tm, args.prime, args.length, args.temperature, args.top_k, args.top_p, args.seed)
-    except (PerformanceRNNError, ValueError) as exc:
-        print(f"perfrnn text: error: {exc}", file=sys.stderr)
-        return 2
-    if hasattr(sys.stdout, "reconfigure"):  # UTF-8 out whatever the locale says (the vocabulary has "—")
-        sys.stdout.reconfigure(encoding="utf-8")
-    sys.stdout.write(args.prime + text + ("" if text.endswith("\n") else "\n"))
-    sys.stdout.flush()
-    return 0
-
-
-def main_text(argv: list[str] | None = None) -> int:
-    """``perfrnn text`` as a function of its argv."""
-    ap = argparse.ArgumentParser(prog="perfrnn text", description="Generate Shakespeare-like text.")
-    add_arguments(ap)
-    args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
-    return run(args)

@@ -23,8 +23,8 @@ import numpy as np
 
 from midi_io.notes import Note
 from performance_rnn.codecs.performance import PerformanceCodecConfig, notes_to_events
-from performance_rnn.data.sources import Source, find_sources, read_source, split_of
 from performance_rnn.errors import DataError
+from performance_rnn.tasks.music.sources import Source, find_sources, read_source, split_of
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "validation", "test")

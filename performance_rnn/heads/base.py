@@ -1,9 +1,5 @@
-"""Output heads: turn a model's per-step parameters into a distribution to sample from and score.
-
-A head has ``num_params`` (the model's output width), ``sample(params, settings, generators)`` and
-``log_prob(params, targets)``. ``CategoricalHead`` serves music events and text characters; the stroke
-mixture head lives in ``performance_rnn.strokes``. The sampler never branches on which head it holds.
-"""
+"""What every head shares: the ``Head`` protocol, per-stream sampling settings as tensors, per-stream random
+draws, and temperature / top-k / top-p filtering of logits."""
 
 from __future__ import annotations
 
@@ -92,23 +88,3 @@ def filtered_logits(logits: Tensor, settings: BatchSampling) -> Tensor:
     drop |= (before >= settings.top_p.to(logits.device).unsqueeze(1)) & (rank > 0)
     sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
     return torch.full_like(scaled, float("-inf")).scatter(1, order, sorted_logits)
-
-
-class CategoricalHead:
-    """A softmax over ``vocab_size`` tokens. Temperature divides the logits."""
-
-    def __init__(self, vocab_size: int) -> None:
-        self.num_params = vocab_size
-
-    def sample(self, params: Tensor, settings: BatchSampling, generators: Sequence[torch.Generator]) -> Tensor:
-        """params (B, V) logits -> tokens (B,) int64, by inverse CDF on a per-stream uniform."""
-        probs = torch.softmax(filtered_logits(params, settings), dim=-1, dtype=torch.float64)  # (B, V)
-        cdf = torch.cumsum(probs, dim=-1)
-        u = draw_uniform(generators).to(probs.device) * cdf[:, -1:]  # (B, 1)
-        tokens = torch.searchsorted(cdf, u, right=True).squeeze(1)
-        return tokens.clamp_max(params.shape[-1] - 1)
-
-    def log_prob(self, params: Tensor, targets: Tensor) -> Tensor:
-        """params (..., V), targets (...) int64 -> log p(targets) (...)."""
-        logp = torch.log_softmax(params.float(), dim=-1)
-        return logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1)

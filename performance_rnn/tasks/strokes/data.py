@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from performance_rnn.batches import Batch
 from performance_rnn.codecs.strokes import (
     END,
     S0,
@@ -35,7 +36,6 @@ from performance_rnn.codecs.strokes import (
     stroke3_to_stroke5,
 )
 from performance_rnn.errors import DataError
-from performance_rnn.task import Batch
 
 RDP_EPSILON = 1.0
 SAMPLES_PER_CURVE = 8
@@ -174,8 +174,8 @@ def train_model(run_dir: str | Path, cfg: Any, *, hidden: int = 384, layers: int
     its ``window`` caps the steps per drawing). Exports a half-precision checkpoint when the run completes."""
     from performance_rnn.config import ModelConfig
     from performance_rnn.evaluate_siblings import export_checkpoint
+    from performance_rnn.heads.mixture import StrokeMixtureHead
     from performance_rnn.model import RecurrentModel
-    from performance_rnn.strokes import StrokeMixtureHead
     from performance_rnn.train import train
 
     data = build(cache=cache)
@@ -200,7 +200,7 @@ def main_train(argv: list[str] | None = None) -> int:
 
     from performance_rnn.train import TrainConfig
 
-    ap = argparse.ArgumentParser(prog="python -m performance_rnn.data.strokes", description=main_train.__doc__)
+    ap = argparse.ArgumentParser(prog="python -m performance_rnn.tasks.strokes.data", description=main_train.__doc__)
     ap.add_argument("--run-dir", default="runs/strokes")
     ap.add_argument("--export", default="checkpoints/strokes.pt", help="half-precision checkpoint to write at the end")
     ap.add_argument("--cache", default=str(DEFAULT_CACHE), help="converted-data cache ('' = none)")

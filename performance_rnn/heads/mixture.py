@@ -29,7 +29,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from performance_rnn.heads import BatchSampling, draw_normal, draw_uniform
+from performance_rnn.heads.base import BatchSampling, draw_normal, draw_uniform
 
 LOG_SIGMA_MIN = -5.0  # sigma >= 0.0067 scale units (~0.14 px of KanjiVG's 109): no collapse on a point
 LOG_SIGMA_MAX = 4.0

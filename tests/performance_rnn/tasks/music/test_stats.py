@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from midi_io.notes import Note
-from performance_rnn.music_stats import (
+from performance_rnn.tasks.music.stats import (
     chord_spread,
     chord_spread_ms,
     clip_stats,

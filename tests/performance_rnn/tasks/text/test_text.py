@@ -4,15 +4,17 @@ import numpy as np
 import pytest
 import torch
 
-from performance_rnn import sampling, textgen
+from performance_rnn import sampling
 from performance_rnn.checkpoint import atomic_save, model_payload
 from performance_rnn.codecs.text import TextCodec
 from performance_rnn.config import ModelConfig
-from performance_rnn.data import text as data
 from performance_rnn.errors import CodecError, DataError
 from performance_rnn.evaluate_siblings import ngram_nll, text_nll
 from performance_rnn.heads import CategoricalHead
 from performance_rnn.model import RecurrentModel
+from performance_rnn.tasks.text import data
+from performance_rnn.tasks.text import generate as textgen
+from service.cli import main as perfrnn
 
 PLAY_MD = """# A Play
 
@@ -104,13 +106,13 @@ def test_generate_text_is_deterministic_per_seed(ckpt):
 def test_bad_primer_gets_the_clear_error(ckpt, capsys):
     with pytest.raises(CodecError, match=r"'Q' \(U\+0051\)"):
         textgen.generate_text(ckpt, "QUEEN:", 10)
-    assert textgen.main_text(["--checkpoint", str(ckpt), "--prime", "JULIET: ☃", "--length", "5"]) == 2
+    assert perfrnn(["text", "--checkpoint", str(ckpt), "--prime", "JULIET: ☃", "--length", "5"]) == 2
     err = capsys.readouterr().err
     assert "'J' (U+004A)" in err and "'☃' (U+2603)" in err and "Traceback" not in err
 
 
 def test_main_text_prints_primer_and_continuation(ckpt, capsys):
-    assert textgen.main_text(["--checkpoint", str(ckpt), "--prime", "ROMEO:", "--length", "40", "--seed", "1"]) == 0
+    assert perfrnn(["text", "--checkpoint", str(ckpt), "--prime", "ROMEO:", "--length", "40", "--seed", "1"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("ROMEO:") and len(out.rstrip("\n")) >= 40
 

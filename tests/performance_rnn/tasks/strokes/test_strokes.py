@@ -7,16 +7,18 @@ import numpy as np
 import pytest
 import torch
 
-from performance_rnn import sampling, strokegen
+from performance_rnn import sampling
 from performance_rnn.checkpoint import atomic_save, model_payload
 from performance_rnn.codecs.strokes import END, S0
 from performance_rnn.config import ModelConfig, SamplingConfig
-from performance_rnn.data import strokes as data
 from performance_rnn.errors import CodecError, DataError
 from performance_rnn.evaluate_siblings import stroke_nll
 from performance_rnn.heads import BatchSampling
+from performance_rnn.heads.mixture import StrokeMixtureHead
 from performance_rnn.model import RecurrentModel
-from performance_rnn.strokes import StrokeMixtureHead
+from performance_rnn.tasks.strokes import data
+from performance_rnn.tasks.strokes import generate as strokegen
+from service.cli import main as perfrnn
 
 
 def _params(m, pen, pi, mux, muy, lsx, lsy, rho_raw):
@@ -166,12 +168,12 @@ def test_partial_drawing_is_continued(ckpt):
 
 def test_main_strokes_writes_an_svg_grid(ckpt, tmp_path, capsys):
     out = tmp_path / "grid.svg"
-    assert strokegen.main_strokes(["--checkpoint", str(ckpt), "-o", str(out), "-n", "4", "--seed", "1"]) == 0
+    assert perfrnn(["strokes", "--checkpoint", str(ckpt), "-o", str(out), "-n", "4", "--seed", "1"]) == 0
     root = ET.fromstring(out.read_text())
     assert len(root.findall("{http://www.w3.org/2000/svg}g")) == 4
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"not": "strokes"}))
-    assert strokegen.main_strokes(["--checkpoint", str(ckpt), "-o", str(out), "--partial", str(bad)]) == 2
+    assert perfrnn(["strokes", "--checkpoint", str(ckpt), "-o", str(out), "--partial", str(bad)]) == 2
     assert "partial drawing" in capsys.readouterr().err
 
 

@@ -1,1 +1,0 @@
-"""Dataset builders and the ``TrainData`` implementations of the three models."""
