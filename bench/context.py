@@ -50,7 +50,9 @@ def main(argv: list[str] | None = None) -> int:
         for p in rng.choice(np.arange(600, len(tokens) - TARGET - 1), size=args.positions, replace=False):
             target = tokens[p : p + TARGET]
 
-            def score(start: int, tokens: torch.Tensor = tokens, p: int = int(p), target: torch.Tensor = target) -> float:
+            def score(
+                start: int, tokens: torch.Tensor = tokens, p: int = int(p), target: torch.Tensor = target
+            ) -> float:
                 x = tokens[start : p + TARGET - 1].unsqueeze(0)
                 c = None if ctrl is None else ctrl.expand(1, x.shape[1], -1)
                 out, _ = mm.fast.forward(x, None, c)

@@ -6,6 +6,7 @@ each finished phrase; read control changes from ``capture.controls`` (a thread-s
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -250,10 +251,8 @@ class PhraseCapture:
                 return change
             except queue.Full:  # keep the newest: a knob's latest position matters most
                 logger.warning("control queue full (%d): dropped the oldest change", self.config.max_controls)
-                try:
+                with contextlib.suppress(queue.Empty):
                     self.controls.get_nowait()
-                except queue.Empty:
-                    pass
 
     def _echo_locked(self, msg: mido.Message) -> None:
         assert self._passthrough is not None

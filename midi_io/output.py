@@ -23,7 +23,7 @@ import shutil
 import stat
 import tempfile
 from collections.abc import Callable, Collection, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 __all__ = ["OutputRefused", "atomic_output", "check_output", "output_format", "write_bytes", "write_with"]
@@ -99,17 +99,13 @@ def atomic_output(path: str | os.PathLike[str], *, force: bool = False,
             _copy_into(tmp, target)
         else:
             _fsync(tmp)
-            try:
+            with suppress(FileNotFoundError):
                 os.chmod(tmp, stat.S_IMODE(os.stat(target).st_mode))  # replacing keeps the old file's mode
-            except FileNotFoundError:
-                pass
             os.replace(tmp, target)
             _fsync_dir(target.parent)
     finally:
-        try:
+        with suppress(FileNotFoundError):
             os.unlink(tmp)
-        except FileNotFoundError:
-            pass
 
 
 def write_bytes(path: str | os.PathLike[str], data: bytes, *, force: bool = False,

@@ -308,7 +308,7 @@ class Player:
             return None
 
     def _fail(self, exc: Exception) -> None:
-        logger.exception("MIDI player stopped by an error", exc_info=exc)
+        logger.error("MIDI player stopped by an error", exc_info=exc)
         with self._cond:
             self.error = exc
             self._release_all_locked()

@@ -1,8 +1,9 @@
 """A latency-first inference step (and priming pass) with the results of ``RecurrentModel.step``/``forward``.
 
 Per layer one fused product: gates = [x, h] @ W.T + b with the input and hidden weights concatenated, gate rows
-reordered to (i, f, o, g) and the g rows doubled, so that one sigmoid covers all four (tanh(g) = 2 sigmoid(2g) - 1). A one-hot token input is a row lookup in a
-precomputed table (W_ih columns + both biases), so layer 0 multiplies only [controls, h].
+reordered to (i, f, o, g) and the g rows doubled, so that one sigmoid covers all four (tanh(g) = 2 sigmoid(2g) - 1).
+A one-hot token input is a row lookup in a precomputed table (W_ih columns + both biases), so layer 0 multiplies
+only [controls, h].
 
 Weights are stored as ``float32``, ``bfloat16`` (compute and state stay float32) or ``int8``: per output channel
 symmetric scales, activations quantized per call (torch's own x86/fbgemm dynamic-quantized linear kernel, which

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, Self
 
 import torch
 from torch import Tensor
@@ -40,9 +40,9 @@ class TokenMask(Protocol):
 
     def update(self, tokens: Tensor) -> None: ...  # (B,); -1 leaves a stream unchanged
 
-    def select(self, index: Tensor) -> TokenMask: ...
+    def select(self, index: Tensor) -> Self: ...  # the masks of the streams at ``index``
 
-    def put(self, index: Tensor, other: TokenMask) -> None: ...
+    def put(self, index: Tensor, other: Self) -> None: ...  # write ``select``'s result back
 
 
 # controls for the next step of every stream: called with the step index and the streams' last outputs
@@ -75,7 +75,8 @@ def prime(
     for i, primer in enumerate(primers):
         if primer.shape[0] < 1:
             raise ValueError("a primer needs at least one input step")
-        ctrl = None if controls is None or controls[i] is None else controls[i].unsqueeze(0)  # (1, T, C)
+        c = None if controls is None else controls[i]
+        ctrl = None if c is None else c.unsqueeze(0)  # (1, T, C)
         if window is not None:
             primer = primer[-window:]
             ctrl = None if ctrl is None else ctrl[:, -window:]
@@ -91,7 +92,7 @@ def prime_last(model: StepModel, inputs: Tensor, state: LSTMState | None,
     (the inference step computes its output layer for the last step only), else ``forward``."""
     fast = getattr(model, "prime", None)
     if fast is not None:
-        return fast(inputs, state, controls)  # type: ignore[no-any-return]
+        return fast(inputs, state, controls)
     out, state = model.forward(inputs, state, controls)
     return out[:, -1], state
 

@@ -11,7 +11,7 @@ from performance_rnn.model import RecurrentModel
 
 def _model(device: str = "cpu", **kw: object) -> RecurrentModel:
     torch.manual_seed(0)
-    base = dict(input_size=40, hidden_size=32, num_layers=3, control_size=5, output_size=40)
+    base = {"input_size": 40, "hidden_size": 32, "num_layers": 3, "control_size": 5, "output_size": 40}
     base.update(kw)
     return RecurrentModel(ModelConfig(**base)).to(device).eval()  # type: ignore[arg-type]
 

@@ -1,3 +1,5 @@
+from typing import Any
+
 import pytest
 import torch
 
@@ -64,7 +66,10 @@ def test_top_k_1_equals_greedy(model: RecurrentModel) -> None:
 
 def test_top_k_and_top_p_filter_the_distribution() -> None:
     logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
-    keep = lambda **kw: torch.isfinite(filtered_log_probs(logits, BatchSampling.of([SamplingConfig(**kw)])))  # noqa
+
+    def keep(**kw: Any) -> torch.Tensor:
+        return torch.isfinite(filtered_log_probs(logits, BatchSampling.of([SamplingConfig(**kw)])))
+
     assert keep(top_k=2).tolist() == [[True, True, False, False]]
     assert keep(top_p=0.5).tolist() == [[True, False, False, False]]
     assert keep(top_p=0.8).tolist() == [[True, True, False, False]]

@@ -46,7 +46,8 @@ def test_event_controls_measure_the_music_ahead() -> None:
     first = ctrl[0]
     assert np.argmax(first[1:9]) == density_bin(16 / 3.0)  # 16 onsets in the forward 3 s window
     hist = first[9:]
-    assert hist[0] == pytest.approx(hist[4], rel=0.05) and hist[0] > 0.45  # C and E share the mass (up to 10 ms rounding)
+    # C and E share the mass (up to 10 ms rounding)
+    assert hist[0] == pytest.approx(hist[4], rel=0.05) and hist[0] > 0.45
     assert (ctrl[:, 0] == 0).all()
 
 
