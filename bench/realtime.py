@@ -13,13 +13,11 @@ Sections 3 and 4 play every stream's player on one shared ``PlayerHub`` thread, 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import logging
 import math
 import os
 import platform
-import sys
 import threading
 import time
 import uuid
@@ -27,7 +25,6 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import mido
@@ -54,6 +51,7 @@ from performance_rnn.tasks.music.generate import (
     stream_spec,
 )
 from service.playback import LivePlayback, settle_for_realtime
+from testing.jack import JackReceiver, JackUnavailable, start_jack
 
 ROOT = Path(__file__).resolve().parents[1]
 Json = dict[str, Any]
@@ -340,39 +338,28 @@ def timing_errors_ms(scheduled: list[Scheduled], received: list[tuple[float, mid
             "scheduled_after_due": len(pairs) - len(in_time)}
 
 
-def load_midi_test_helpers() -> ModuleType:
-    """tests/midi_io/conftest.py by path (an installed package owns the top-level name "tests"): its
-    JackReceiver (polls a second JACK client; times on JACK's clock) and, as ``.jack``, tests/jack.py."""
-    spec = importlib.util.spec_from_file_location("perfrnn_midi_conftest", ROOT / "tests/midi_io/conftest.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 def jack_timing(mm: MusicModel, budget: Budget, counts: tuple[int, ...] = (1, 16), shared_hub: bool = True) -> Json:
     """N streams played through real JACK MIDI ports into a second JACK client: how far from its due time each
     message arrives, on one clock (``clock_offset_s``), and its jitter around the median (as before)."""
     from midi_io.ports import open_virtual_output
 
     try:
-        helpers = load_midi_test_helpers()
-        server = helpers.jack.start_jack(rate=48000, period=64)
-    except Exception as exc:  # noqa: BLE001 - JackUnavailable, or no pytest/rtmidi to load the helpers
+        server = start_jack(rate=48000, period=64)
+    except JackUnavailable as exc:
         return {"skipped": f"no JACK server: {exc}"}
     out: Json = {"server": "started jackd -d dummy -r 48000 -p 64" if server.process else "reused running server",
                  "cycle_ms": 64 / 48000 * 1e3}
     try:
         for n in counts:
             ports = [open_virtual_output(f"bench-{uuid.uuid4().hex[:8]}", api="jack") for _ in range(n)]
-            receivers = [helpers.JackReceiver(p.name) for p in ports]
+            receivers = [JackReceiver(p.name) for p in ports]
             for r, p in zip(receivers, ports, strict=True):
                 r.handshake(p)
             offsets = [clock_offset_s(p, r) for p, r in zip(ports, receivers, strict=True)]
             with player_hub(shared_hub) as hub:
                 players = [LoggingPlayer(p, hub=hub) for p in ports]
-                res = run_streams(mm, list(players), budget.jack_s, lambda: [r.poll() for r in receivers])
+                res = run_streams(mm, list(players), budget.jack_s,
+                                  lambda rs=receivers: [r.poll() for r in rs])
             time.sleep(0.2)
             errs: dict[str, list[float]] = {"abs": [], "in_time": [], "jitter": []}
             after_due = 0

@@ -1,31 +1,20 @@
-"""Shared fixtures: a tiny real MIDI corpus and dataset, a baby music checkpoint, seeded generators."""
+"""Shared fixtures: a tiny real MIDI corpus and dataset, a baby music checkpoint, one torch thread, the JACK
+server and the dense MIDI maker (the helpers themselves live in the ``testing`` package)."""
 
 from __future__ import annotations
 
-import importlib.util
 import random
-import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from midi_io.files import write_notes
 from midi_io.notes import Note
+from testing import jack
+from testing.midi import dense_midi
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _register_audio_check() -> None:
-    """tests/audio_check.py as the module ``perfrnn_tests_audio`` (by path, once, before any test module is
-    collected: an installed package, Hershey-Fonts, owns the top-level name "tests")."""
-    spec = importlib.util.spec_from_file_location("perfrnn_tests_audio", Path(__file__).parent / "audio_check.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-
-
-_register_audio_check()
 
 
 def make_piece(seed: int, seconds: float = 30.0) -> list[Note]:
@@ -82,3 +71,20 @@ def _one_torch_thread() -> None:
     import torch
 
     torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def jack_server() -> Iterator[jack.JackServer]:
+    """A JACK server for the whole session (the running one, or jackd on the dummy backend); skips without one."""
+    try:
+        server = jack.start_jack()
+    except jack.JackUnavailable as exc:
+        pytest.skip(f"no JACK server: {exc}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(name="dense_midi")
+def dense_midi_fixture() -> Callable[..., bytes]:
+    """``dense_midi(n_notes, seconds=20.0, pedal=False)``: a compact .mid of many short notes (testing.midi)."""
+    return dense_midi

@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import perfrnn_tests_audio as audio_check  # registered by tests/conftest.py
 import pytest
 
 from midi_io.audio import (
@@ -23,6 +22,7 @@ from midi_io.errors import AudioRenderError, AudioUnavailable
 from midi_io.files import notes_to_midi_bytes, write_notes
 from midi_io.notes import Note
 from midi_io.output import OutputRefused
+from testing import audio_check
 
 SKIP = audio_check.skip_reason()
 needs_fluidsynth = pytest.mark.skipif(SKIP is not None, reason=str(SKIP))

@@ -1,5 +1,7 @@
 import itertools
+import threading
 import time
+from collections.abc import Callable
 
 import pytest
 import torch
@@ -86,26 +88,37 @@ def test_live_stream_stays_within_its_lookahead(model: RecurrentModel) -> None:
         engine.stop()
 
 
+class Gate:
+    """A step model that holds the engine's worker inside its ``at``-th step until the test lets it go, so that
+    the test acts at a known point of the stream (between that step and the next), and records the controls
+    of every step."""
+
+    def __init__(self, inner: RecurrentModel, at: int) -> None:
+        self.inner, self.at = inner, at
+        self.reached, self.go = threading.Event(), threading.Event()
+        self.controls: list[torch.Tensor] = []
+
+    def forward(self, *a, **k):
+        return self.inner.forward(*a, **k)
+
+    def step(self, inputs, state, controls):
+        self.controls.append(controls.clone())
+        if len(self.controls) == self.at:
+            self.reached.set()
+            assert self.go.wait(timeout=20), "the test never let the worker go"
+        return self.inner.step(inputs, state, controls)
+
+
 def test_control_change_reaches_the_next_steps(model: RecurrentModel) -> None:
-    seen = []
-
-    class Spy:
-        def __init__(self, inner: RecurrentModel) -> None:
-            self.inner = inner
-
-        def forward(self, *a, **k):
-            return self.inner.forward(*a, **k)
-
-        def step(self, inputs, state, controls):
-            seen.append(controls.clone())
-            return self.inner.step(inputs, state, controls)
-
-    with Engine(Spy(model), CategoricalHead(V), seconds_of=seconds_of, default_controls=torch.zeros(3)) as engine:
-        stream = engine.open(StreamSpec(torch.tensor([1]), seed=1, lookahead_s=None, max_steps=400))
-        time.sleep(0.05)
-        stream.set_controls(torch.tensor([0.0, 1.0, 0.0]))
-        drain(stream)
-    assert seen[0][0].tolist() == [0.0, 0.0, 0.0] and seen[-1][0].tolist() == [0.0, 1.0, 0.0]
+    gate = Gate(model, at=5)
+    with Engine(gate, CategoricalHead(V), seconds_of=seconds_of, default_controls=torch.zeros(3)) as engine:
+        stream = engine.open(StreamSpec(torch.tensor([1]), seed=1, lookahead_s=None, max_steps=12))
+        assert gate.reached.wait(timeout=20)
+        stream.set_controls(torch.tensor([0.0, 1.0, 0.0]))  # while the 5th step runs
+        gate.go.set()
+        assert len(drain(stream)) == 12
+    seen = [c[0].tolist() for c in gate.controls]
+    assert seen == [[0.0, 0.0, 0.0]] * 5 + [[0.0, 1.0, 0.0]] * 7  # from the very next step on, and kept
 
 
 def test_close_frees_the_stream_and_full_engine_refuses(model: RecurrentModel) -> None:
@@ -124,29 +137,24 @@ def test_close_frees_the_stream_and_full_engine_refuses(model: RecurrentModel) -
 
 
 def test_injected_tokens_enter_the_state(model: RecurrentModel) -> None:
-    """After injecting [5, 6] the stream continues exactly as a stream primed with primer + [5, 6] would."""
-    ctrl = torch.zeros(3)
-    with Engine(model, CategoricalHead(V), seconds_of=seconds_of, default_controls=ctrl) as engine:
-        s = engine.open(StreamSpec(torch.tensor([1]), SamplingConfig(temperature=0.0), seed=0, lookahead_s=None,
-                                   max_steps=10))
-        s.pause()
-        time.sleep(0.05)
+    """Tokens injected after the k-th sampled token: the stream continues exactly as a stream primed with
+    primer + those k tokens + the injected ones would (they are not echoed among its tokens)."""
+    with torch.no_grad():  # a model whose next token depends on its inputs (the untrained one is near-constant)
+        model.lstm.weight_ih_l0.mul_(8)
+        model.lstm.weight_ih_l1.mul_(4)
+        model.out.weight.mul_(8)
+    ctrl, greedy = torch.zeros(3), SamplingConfig(temperature=0.0)
+    gate = Gate(model, at=3)  # sampling feeds each token back by a step: during the 3rd step, 3 are sampled
+    with Engine(gate, CategoricalHead(V), seconds_of=seconds_of, default_controls=ctrl) as engine:
+        s = engine.open(StreamSpec(torch.tensor([1]), greedy, lookahead_s=None, max_steps=10))
+        assert gate.reached.wait(timeout=20)
         s.inject([5, 6])
-        # the stream may have sampled some tokens before the pause took effect
-        time.sleep(0.05)
-        s.resume()
+        gate.go.set()
         got = drain(s)
-    head_len = len(got) - 10 + 0  # all tokens so far
-    assert len(got) == 10
-    # replay: primer 1, the tokens sampled before the pause (k of them), then 5, 6 and greedy after
-    for k in range(0, 11):
-        before = got[:k]
-        ref = reference(model, StreamSpec(torch.tensor([1, *before, 5, 6]), SamplingConfig(temperature=0.0)),
-                        10 - k, ctrl)
-        if got[k:] == ref:
-            break
-    else:
-        raise AssertionError(f"no split point reproduces {got} (head {head_len})")
+    alone = reference(model, StreamSpec(torch.tensor([1]), greedy), 10, ctrl)
+    assert len(got) == 10 and got[:3] == alone[:3]
+    assert got[3:] == reference(model, StreamSpec(torch.tensor([1, *got[:3], 5, 6]), greedy), 7, ctrl)
+    assert got[3:] != alone[3:]  # and the injection mattered: without it the stream goes on differently
 
 
 class Faulty:
@@ -209,6 +217,73 @@ def test_a_failing_step_ends_its_batch_with_the_error_and_the_engine_carries_on(
         later = engine.open(StreamSpec(torch.tensor([1]), lookahead_s=None, max_steps=50))
         assert len(drain(later)) == 50 and later.error is None
         assert engine.healthy and engine.failures == 1
+
+
+class RaisingHead:
+    """A head that raises once, in the first ``sample`` after ``armed()`` turns true."""
+
+    def __init__(self, inner: CategoricalHead, armed: Callable[[], bool]) -> None:
+        self.inner, self.armed, self.raised = inner, armed, False
+        self.num_params = inner.num_params
+
+    def sample(self, params, settings, generators):
+        if not self.raised and self.armed():
+            self.raised = True
+            raise ValueError("the head blew up")
+        return self.inner.sample(params, settings, generators)
+
+    def log_prob(self, params, targets):
+        return self.inner.log_prob(params, targets)
+
+
+def test_a_head_that_raises_mid_batch_ends_that_batch_only(model: RecurrentModel) -> None:
+    """The batch fails while a long primer is half fed: both streams in the batch end with the reason, the
+    stream being primed is untouched (it joins and plays as it would have), and the engine carries on."""
+    spy = Faulty(model)
+    head = RaisingHead(CategoricalHead(V), armed=lambda: ("forward", 64) in spy.calls)  # a chunk of the long one
+    ctrl = torch.zeros(3)
+    long = StreamSpec(torch.randint(0, V, (1000,), generator=torch.Generator().manual_seed(1)), seed=3,
+                      lookahead_s=None, max_steps=20)
+    with Engine(spy, head, seconds_of=seconds_of, default_controls=ctrl, prime_chunk=64) as engine:
+        a, b = (engine.open(StreamSpec(torch.tensor([t]), lookahead_s=None, max_steps=100_000)) for t in (1, 2))
+        deadline = time.monotonic() + 20
+        while min(a.steps, b.steps) < 1 and time.monotonic() < deadline:  # both are in the batch
+            time.sleep(0.001)
+        primed = engine.open(long)
+        drain(a), drain(b)
+        for s in (a, b):
+            assert s.error == "the engine failed while generating this stream (ValueError: the head blew up)"
+            assert s.steps < 100_000
+        assert drain(primed) == reference(model, long, 20, ctrl) and primed.error is None
+        assert head.raised and engine.failures == 1 and engine.last_error == "ValueError: the head blew up"
+        after = engine.open(StreamSpec(torch.tensor([1]), lookahead_s=None, max_steps=5))
+        assert len(drain(after)) == 5 and after.error is None and engine.healthy
+
+
+def test_a_consumer_that_raises_closes_its_own_stream_only(model: RecurrentModel) -> None:
+    """A sink (live playback) that raises on the engine's thread ends its stream; its batch-mates play on and the
+    engine counts no failure."""
+    got: dict[str, list[int | None]] = {"good": [], "bad": []}
+    ended = {name: threading.Event() for name in got}
+
+    def sink(name: str) -> Callable[[int | None], None]:
+        def take(tok: int | None) -> None:
+            got[name].append(tok)
+            if tok is None:
+                ended[name].set()
+            elif name == "bad" and len(got[name]) == 3:
+                raise RuntimeError("the player stopped")
+        return take
+
+    with Engine(model, CategoricalHead(V), seconds_of=seconds_of, default_controls=torch.zeros(3)) as engine:
+        streams = {}
+        for name in got:  # tokens made before ``attach`` are handed over first
+            streams[name] = engine.open(StreamSpec(torch.tensor([1]), seed=2, lookahead_s=None, max_steps=200))
+            streams[name].attach(sink(name))
+        assert ended["good"].wait(20) and ended["bad"].wait(20)
+    assert len(got["good"]) == 201  # every token, then the end
+    assert len(got["bad"]) == 4 and got["bad"][-1] is None  # closed after its third token, before a fourth
+    assert streams["bad"].closed.is_set() and streams["bad"].error is None and engine.failures == 0
 
 
 class WorkerKiller(BaseException):

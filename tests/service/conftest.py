@@ -1,17 +1,15 @@
 """Service fixtures: a checkpoints folder (the baby music model, tiny text and stroke models, a card), a folder with
-two music checkpoints, settings, the app under its lifespan, a fake port opener, and the JACK helpers from
-tests/midi_io."""
+two music checkpoints, settings, the app under its lifespan, and a fake port opener. The MIDI fakes and JACK
+helpers live in the ``testing`` package; ``FakePort``, ``JackReceiver`` and ``unmatched_note_ons`` stay importable
+from here for the tests that import them from this module."""
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 from urllib.parse import urljoin
 
@@ -28,28 +26,15 @@ from performance_rnn.model import RecurrentModel
 from service.app import create_app
 from service.deps import get_port_opener
 from service.settings import Settings
+from testing.jack import JackReceiver
+from testing.midi import FakePort, unmatched_note_ons
+
+__all__ = ["FakePort", "FakePorts", "JackReceiver", "unmatched_note_ons"]  # imported by tests in this folder
 
 LOCAL_URL = "http://127.0.0.1:8000"
 TEXT_VOCAB = "\n !',.:;?ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 MUSIC_CARD = "# Music model\n\nA baby model for tests.\n"
 SCORES_CARD = "# Scores model\n\nThe same baby model under a second name.\n"
-
-
-def _load_by_path(name: str, path: Path) -> ModuleType:
-    # by path: an installed package (Hershey-Fonts) owns the top-level name "tests"
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-midi_fakes = _load_by_path("perfrnn_tests_midi_conftest", Path(__file__).parents[1] / "midi_io" / "conftest.py")
-FakePort = midi_fakes.FakePort
-JackReceiver = midi_fakes.JackReceiver  # also imported by tests/service/test_live_cli.py
-unmatched_note_ons = midi_fakes.unmatched_note_ons
-jack = midi_fakes.jack
 
 
 def tiny_text_checkpoint(path: Path) -> None:
@@ -159,12 +144,6 @@ def make_client(fake_ports: FakePorts) -> Iterator[Callable[..., TestClient]]:
         client.__exit__(None, None, None)
 
 
-@pytest.fixture(name="dense_midi")
-def dense_midi_fixture() -> Callable[..., bytes]:
-    """``dense_midi(n_notes, seconds=20.0, pedal=False)``: a compact .mid of many short notes (tests/midi_io)."""
-    return midi_fakes.dense_midi
-
-
 @pytest.fixture
 def serve(fake_ports: FakePorts) -> Iterator[Callable[[Settings], str]]:
     """``serve(settings)`` -> "127.0.0.1:PORT": the app on a real uvicorn server on loopback, configured as
@@ -198,14 +177,3 @@ def serve(fake_ports: FakePorts) -> Iterator[Callable[[Settings], str]]:
 @pytest.fixture
 def client(make_client: Callable[..., TestClient], settings: Settings) -> TestClient:
     return make_client(settings)
-
-
-@pytest.fixture(scope="session")
-def jack_server() -> Iterator[object]:
-    try:
-        server = jack.start_jack()
-    except jack.JackUnavailable as exc:
-        pytest.skip(f"no JACK server: {exc}")
-    yield server
-    server.stop()
-

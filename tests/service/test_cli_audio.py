@@ -8,12 +8,12 @@ import os
 import stat
 from pathlib import Path
 
-import perfrnn_tests_audio as audio_check  # registered by tests/conftest.py
 import pytest
 
 from midi_io.files import read_notes, write_notes
 from midi_io.notes import Note
 from service.cli import main
+from testing import audio_check
 
 SHIPPED = Path(__file__).resolve().parents[2] / "checkpoints" / "music.pt"
 

@@ -3,13 +3,13 @@ with the install command on a server without FluidSynth. Real synthesis (skipped
 
 from __future__ import annotations
 
-import perfrnn_tests_audio as audio_check  # registered by tests/conftest.py
 import pytest
 from fastapi.testclient import TestClient
 
 from midi_io.files import notes_to_midi_bytes, read_notes
 from midi_io.notes import Note
 from service.routes.music import accepted_format
+from testing import audio_check
 
 SKIP = audio_check.skip_reason()
 needs_fluidsynth = pytest.mark.skipif(SKIP is not None, reason=str(SKIP))

@@ -1,4 +1,5 @@
-"""A JACK server on the dummy backend for real-time MIDI tests: reuse a running one, else start jackd.
+"""A JACK server on the dummy backend for real-time MIDI tests: reuse a running one, else start jackd; and
+``JackReceiver``, a second JACK client that records what a port sends, on JACK's clock.
 
 No sound hardware is needed: ``apt-get install --no-install-recommends jackd2`` provides jackd. The server
 this module starts is stopped by ``JackServer.stop``; one that was already running is left alone.
@@ -14,8 +15,12 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import mido
 
 PR_SET_PDEATHSIG = 1  # prctl option, <linux/prctl.h>
 
@@ -95,3 +100,57 @@ def _die_with_parent() -> None:
 
 def _tail(path: Path | None, chars: int = 500) -> str:
     return path.read_text(errors="replace")[-chars:] if path is not None else ""
+
+
+class JackReceiver:
+    """A second rtmidi JACK client listening to one port. It has no Python callback: rtmidi queues messages
+    on JACK's thread without the GIL (a callback waiting for the GIL makes JACK drop events), and the test
+    polls. ``received`` holds (time_s, message); time_s is JACK's clock since the first message, in seconds.
+    """
+
+    def __init__(self, source: str) -> None:
+        import rtmidi
+
+        self.received: list[tuple[float, mido.Message]] = []
+        self._clock_s = 0.0
+        self._in = rtmidi.MidiIn(rtapi=rtmidi.API_UNIX_JACK, name=f"rx-{uuid.uuid4().hex[:6]}", queue_size_limit=4096)
+        ports = self._in.get_ports()
+        index = next(i for i, name in enumerate(ports) if name.endswith(":" + source))
+        self._in.open_port(index, "in")
+
+    def poll(self) -> int:
+        """Move queued messages into ``received``; returns how many there are."""
+        while (event := self._in.get_message()) is not None:
+            data, delta_s = event
+            self._clock_s += delta_s
+            self.received.append((self._clock_s, mido.Message.from_bytes(data)))
+        return len(self.received)
+
+    def handshake(self, out: Any, timeout_s: float = 5.0) -> None:
+        """Probe through ``out`` until messages arrive (a JACK connection takes a cycle or more), then forget them."""
+        probe = mido.Message("control_change", control=119, value=0)
+        deadline = time.monotonic() + timeout_s
+        while not self.poll():
+            if time.monotonic() >= deadline:
+                raise TimeoutError("the JACK connection never carried a message")
+            out.send(probe)
+            time.sleep(0.01)
+        time.sleep(0.05)
+        self.poll()
+        self.received.clear()
+
+    def messages(self) -> list[mido.Message]:
+        self.poll()
+        return [m for _, m in self.received]
+
+    def wait_for(self, count: int, timeout_s: float = 5.0) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while self.poll() < count:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.002)
+        return True
+
+    def close(self) -> None:
+        self._in.close_port()
+        self._in.delete()
