@@ -252,7 +252,7 @@ def run_streams(mm: MusicModel, players: list[Player], seconds: float,
         heads = [s.music_s - (now - s.started_at) for s in streams if now - s.started_at > lookahead]
         if heads:
             samples += 1
-            headroom_min = min(headroom_min, min(heads))
+            headroom_min = min(headroom_min, *heads)
             underruns += any(h < 0 for h in heads)
         poll()
         time.sleep(0.01)
@@ -377,7 +377,8 @@ def jack_timing(mm: MusicModel, budget: Budget, counts: tuple[int, ...] = (1, 16
                 p.close()
             a = [abs(e) for e in errs["abs"]]
             out[f"streams_{n}"] = {
-                "p50_abs_error_ms": pct(a, 50), "p99_abs_error_ms": pct(a, 99), "max_abs_error_ms": max(a, default=None),
+                "p50_abs_error_ms": pct(a, 50), "p99_abs_error_ms": pct(a, 99),
+                "max_abs_error_ms": max(a, default=None),
                 "p99_abs_error_in_time_ms": pct([abs(e) for e in errs["in_time"]], 99),
                 "p50_jitter_ms": pct(errs["jitter"], 50), "p99_jitter_ms": pct(errs["jitter"], 99),
                 "compared": len(a), "scheduled_after_due": after_due, "received": received,
@@ -492,31 +493,32 @@ def table(r: Json) -> str:
     tp = r["throughput"]
     for k, d in ((k, d) for k, d in tp.items() if k.startswith("b")):
         naive = f", naive nn.LSTM {d['events_per_s_naive_nn_lstm']:.0f}" if "events_per_s_naive_nn_lstm" in d else ""
-        rows.append(("2 events/s (step+mask+sample)", k, f"{d['events_per_s']:.0f} ev/s with {tp['threads']} threads "
-                     f"({f(d['step_ms'])} ms/step), 1 thread {d['events_per_s_1_thread']:.0f}{naive}"))
+        rows.append(("2 events/s (step+mask+sample)", k, (f"{d['events_per_s']:.0f} ev/s with {tp['threads']} threads "
+                     f"({f(d['step_ms'])} ms/step), 1 thread {d['events_per_s_1_thread']:.0f}{naive}")))
     for t in r["streams"]["trials"]:
-        rows.append(("3 live streams", f"N={t['streams']}", f"{'ok' if t['ok'] else 'FAIL'}: later than 10 ms "
+        rows.append(("3 live streams", f"N={t['streams']}", (f"{'ok' if t['ok'] else 'FAIL'}: later than 10 ms "
                      f"{t['later_than_10ms']} (max lateness {f(t['max_lateness_ms'])} ms), dropped {t['dropped']}, "
                      f"underrun {t['underrun_samples']}/{t['samples']}, min headroom {f(t['min_headroom_ms'])} ms, "
-                     f"send err p99 {f(t['send_error_p99_ms'])} ms"))
+                     f"send err p99 {f(t['send_error_p99_ms'])} ms")))
     gc_note = ", settled for real time" if r.get("settled_for_realtime") else ""
-    rows.append(("3 live streams", "max sustained", f"{r['streams']['max_sustained']} with no message later than "
-                 f"10 ms ({r['streams']['players']}{gc_note})"))
+    rows.append(("3 live streams", "max sustained", (f"{r['streams']['max_sustained']} with no message later than "
+                 f"10 ms ({r['streams']['players']}{gc_note})")))
     jt = r["jack"]
     if "skipped" in jt:
         rows.append(("4 JACK timing", "skipped", jt["skipped"]))
     for k, d in ((k, d) for k, d in jt.items() if k.startswith("streams_")):
-        rows.append(("4 JACK timing", k, f"|received - due| p50 {f(d['p50_abs_error_ms'])} ms, p99 "
+        rows.append(("4 JACK timing", k, (f"|received - due| p50 {f(d['p50_abs_error_ms'])} ms, p99 "
                      f"{f(d['p99_abs_error_ms'])} ms, max {f(d['max_abs_error_ms'])} ms (n={d['compared']}, "
-                     f"{d['scheduled_after_due']} already due when scheduled); jitter p99 {f(d['p99_jitter_ms'])} ms"))
+                     f"{d['scheduled_after_due']} already due when scheduled); jitter p99 {f(d['p99_jitter_ms'])} ms")))
     fn = r["first_note"]
     rows.append(("5 first note", f"10 s primer ({fn['primer_tokens']} events, last {fn['primed_tokens']} primed)",
-                 f"latency p50 {f(fn['latency_p50_ms'])} ms (startup "
-                 f"{f(fn['startup_p50_ms'])} ms incl. priming); wall p50 {f(fn['wall_p50_ms'])} ms = latency + the "
-                 f"model's opening rest (p50 {f(fn['musical_rest_p50_ms'])} ms)"))
+                 (f"latency p50 {f(fn['latency_p50_ms'])} ms (startup "
+                  f"{f(fn['startup_p50_ms'])} ms incl. priming); wall p50 {f(fn['wall_p50_ms'])} ms = latency + the "
+                  f"model's opening rest (p50 {f(fn['musical_rest_p50_ms'])} ms)")))
     ja = r["jam"]
-    rows.append(("6 jam answer", f"{ja['phrase_notes']}-note phrase", f"latency p50 {f(ja['latency_p50_ms'])} ms after "
-                 f"the phrase is judged over (less the model's opening rest, p50 {f(ja['musical_rest_p50_ms'])} ms)"))
+    rows.append(("6 jam answer", f"{ja['phrase_notes']}-note phrase", (
+        f"latency p50 {f(ja['latency_p50_ms'])} ms after the phrase is judged over "
+        f"(less the model's opening rest, p50 {f(ja['musical_rest_p50_ms'])} ms)")))
     w = [max(len(row[i]) for row in rows) for i in range(2)]
     return "\n".join(f"{a:<{w[0]}}  {b:<{w[1]}}  {c}" for a, b, c in rows)
 
@@ -536,8 +538,8 @@ def targets(r: Json) -> Json:
         "jack_p99_abs_error_le_1.5ms_at_16": {"measured": j16.get("p99_abs_error_ms"),
                                               "met": (j16.get("p99_abs_error_ms") or 1e9) <= 1.5},
         "first_note_latency_p50_le_50ms": {"measured": fn, "met": not math.isnan(fn) and fn <= 50.0},
-        "jam_first_answer_latency_p50_le_15ms": {"measured": r["jam"]["p50_ms"],
-                                                 "met": not math.isnan(r["jam"]["p50_ms"]) and r["jam"]["p50_ms"] <= 15.0},
+        "jam_first_answer_latency_p50_le_15ms": {
+            "measured": r["jam"]["p50_ms"], "met": not math.isnan(r["jam"]["p50_ms"]) and r["jam"]["p50_ms"] <= 15.0},
     }
 
 

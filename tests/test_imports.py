@@ -13,7 +13,8 @@ def _modules_after(stmt: str) -> set[str]:
 
 
 def test_performance_rnn_imports_no_midi_or_web_library() -> None:
-    mods = _modules_after("import performance_rnn.tasks.music.generate, performance_rnn.train, performance_rnn.tasks.music.data")
+    mods = _modules_after("import performance_rnn.tasks.music.generate, performance_rnn.train, "
+                          "performance_rnn.tasks.music.data")
     assert not mods & {"mido", "pretty_midi", "rtmidi", "fastapi", "service"}
 
 

@@ -102,20 +102,20 @@ def test_no_soundfont_anywhere_says_how_to_install_one(monkeypatch: pytest.Monke
 
     monkeypatch.delenv(SOUNDFONT_ENV, raising=False)
     monkeypatch.setattr(audio, "SOUNDFONT_PATHS", ("/nonexistent/a.sf2",))
-    with pytest.raises(AudioUnavailable, match="no General MIDI SoundFont|none was found.*fluid-soundfont-gm"):
+    with pytest.raises(AudioUnavailable, match=r"no General MIDI SoundFont|none was found.*fluid-soundfont-gm"):
         find_soundfont()
 
 
 def test_unknown_audio_extension_is_refused_before_synthesis(tmp_path: Path) -> None:
     write_notes(SCALE[:1], tmp_path / "in.mid")
-    with pytest.raises(OutputRefused, match="unknown audio extension '.mp3'"):
+    with pytest.raises(OutputRefused, match=r"unknown audio extension '\.mp3'"):
         render_to_path(tmp_path / "in.mid", tmp_path / "out.mp3")
     assert not (tmp_path / "out.mp3").exists()
 
 
 @pytest.mark.parametrize("bad", [{"sample_rate": 1000}, {"gain": 0.0}, {"gain": 11.0}, {"timeout_s": 0.0}])
 def test_config_is_validated(bad: dict[str, float]) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="must be"):
         AudioConfig(**bad)  # type: ignore[arg-type]
 
 

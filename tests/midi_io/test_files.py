@@ -30,7 +30,8 @@ def test_reads_a_type0_hexdump() -> None:
 def test_tempo_map_is_applied(tmp_path: Path) -> None:
     mid = mido.MidiFile(type=1, ticks_per_beat=480)
     tempo, notes = mido.MidiTrack(), mido.MidiTrack()
-    tempo += [mido.MetaMessage("set_tempo", tempo=500000, time=0), mido.MetaMessage("set_tempo", tempo=1000000, time=480)]
+    tempo += [mido.MetaMessage("set_tempo", tempo=500000, time=0),
+              mido.MetaMessage("set_tempo", tempo=1000000, time=480)]
     notes += [mido.Message("note_on", note=60, velocity=90, time=480), mido.Message("note_off", note=60, time=480)]
     mid.tracks += [tempo, notes]
     buf = io.BytesIO()
@@ -44,7 +45,7 @@ def test_write_then_read_round_trip(tmp_path: Path) -> None:
     write_notes(notes, tmp_path / "x.mid")
     back = read_notes(tmp_path / "x.mid")
     assert [(n.pitch, n.velocity) for n in back] == [(60, 100), (64, 40), (67, 127)]
-    for a, b in zip(notes, back):
+    for a, b in zip(notes, back, strict=True):
         assert a.start_s == pytest.approx(b.start_s, abs=2e-3) and a.end_s == pytest.approx(b.end_s, abs=2e-3)
 
 
@@ -84,7 +85,7 @@ def test_unreadable_midi_raises_the_clear_error(data: bytes, reason: str) -> Non
 
 
 def test_missing_file_names_the_path(tmp_path: Path) -> None:
-    with pytest.raises(MidiDecodeError, match="nope.mid: cannot read"):
+    with pytest.raises(MidiDecodeError, match=r"nope\.mid: cannot read"):
         read_notes(tmp_path / "nope.mid")
 
 

@@ -109,7 +109,7 @@ def test_full_disk_leaves_no_temp_file_and_the_old_file_intact(tmp_path: Path,
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     monkeypatch.setattr(output, "_write_all", full_disk)
-    with pytest.raises(OSError) as info:
+    with pytest.raises(OSError, match=os.strerror(errno.ENOSPC)) as info:
         write_bytes(target, b"new data")
     assert info.value.errno == errno.ENOSPC and written
     assert target.read_bytes() == b"old"

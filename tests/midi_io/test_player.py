@@ -177,7 +177,7 @@ def test_an_exception_in_the_with_block_releases_every_note(make_clock, make_por
     port = make_port(clock.now)
     player = Player(port, now=clock.now, sleep=clock.sleep)
     player.schedule_many([(0.0, on(60)), (0.01, on(62)), (1.0, off(60)), (1.0, off(62))])
-    with pytest.raises(KeyError), player:
+    with pytest.raises(KeyError), player:  # noqa: PT012 - the raise inside the block is the case under test
         assert clock.frozen.wait(5)
         raise KeyError("boom")
     assert len(port.messages) == 4 and unmatched(port.messages) == set()
@@ -198,7 +198,7 @@ def test_a_failing_port_stops_the_player_and_releases_notes(clock, make_port, un
 
 
 def test_leaving_the_with_block_raises_a_port_failure(clock, make_port) -> None:
-    with (
+    with (  # noqa: PT012 - the failure surfaces when the block is left, which is the case under test
         pytest.raises(PortUnavailableError),
         Player(make_port(clock.now, fail_on=1), now=clock.now, sleep=clock.sleep) as p,
     ):
@@ -245,7 +245,7 @@ def test_the_queue_is_bounded(clock, port) -> None:
     "kwargs", [{"channel": 16}, {"late_threshold_s": 0.0}, {"max_note_s": -1.0}, {"max_pending": 0}]
 )
 def test_config_is_validated(kwargs) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="must be"):
         PlayerConfig(**kwargs)
 
 

@@ -50,7 +50,7 @@ def test_find_port_prefers_exact_then_a_unique_substring() -> None:
     assert find_port(names, "performance rnn") == 1
     with pytest.raises(PortUnavailableError, match="several"):
         find_port(names, "mance")
-    with pytest.raises(PortUnavailableError, match="no port.*Midi Through"):
+    with pytest.raises(PortUnavailableError, match=r"no port.*Midi Through"):
         find_port(names, "Digitakt")
 
 
@@ -77,7 +77,7 @@ class BrokenMidiOut:
 def test_send_failures_and_closed_ports_raise_port_unavailable() -> None:
     rtmidi = pytest.importorskip("rtmidi")
     out = ports.RtMidiOutput(BrokenMidiOut(rtmidi.SystemError("gone")), rtmidi, "Synth", "alsa")
-    with pytest.raises(PortUnavailableError, match="Synth.*gone"):
+    with pytest.raises(PortUnavailableError, match=r"Synth.*gone"):
         out.send(mido.Message("note_on", note=60))
     out.close()
     with pytest.raises(PortUnavailableError, match="closed"):
