@@ -3,7 +3,8 @@
 Streams join and leave at any step, each with its own sampling settings, controls, RNG and LSTM state.
 A live stream is generated at most ``lookahead_s`` (+ ``batch_slack_s``) of music ahead of its wall clock, so a
 control change reaches the music within that; its clock starts (``started_at``) once its first lookahead of music
-exists, so its opening notes are never late however many streams start at once; an offline stream (``lookahead_s=None``) runs as fast as it can.
+exists, so its opening notes are never late however many streams start at once; an offline stream
+(``lookahead_s=None``) runs as fast as it can.
 Consumers read a stream's tokens from a thread-safe queue; ``None`` marks its end (``Stream.error`` then says
 why, if it failed).
 
@@ -12,6 +13,23 @@ every due stream stepped between chunks: a long primer delays the others by one 
 its whole length. A stream whose priming fails ends alone with ``error`` set; a failing batch step ends the
 streams in that batch with the error, and the worker carries on. Should the worker thread itself die, ``healthy``
 is False until the next ``open`` restarts it.
+
+The life of a token, from a request to a MIDI message (one hop a line):
+
+1. A request: ``POST /api/sessions`` (``service.routes.sessions.create_session`` -> ``PortSessions.create``), a
+   WebSocket start (``service.routes.websocket.LiveSocket._open``), ``perfrnn play`` (``service.cli.play``), or a
+   jam phrase (``service.jam.Jam._listen`` / ``_answer``; ``PhraseEncoder`` turns the player's notes into tokens).
+2. ``service.streams.music_spec`` (``tasks.music.generate.stream_spec``): primer, sampling, controls -> ``StreamSpec``.
+3. ``Engine.open`` queues the ``Stream``; the worker primes it (``_admit``) and adds it to the batch (``_join``).
+4. ``Engine._step``: ``sampling.advance`` runs the model one step for every due stream and samples each next
+   token through the head, under the keyboard mask (``performance_rnn.keyboard``).
+5. ``Stream.emit`` hands the token to its consumer: ``LivePlayback._on_token`` on this thread (``Stream.attach``),
+   or the ``tokens`` queue that ``LiveSocket._write`` drains (an offline render: ``service.render.collect``).
+6. ``service.playback.Timeline.feed``: ``codecs.performance.PerformanceDecoder.feed`` turns the token into timed
+   note-ons/offs, and ``Timeline.due`` puts each on the wall clock (pauses and the first token's lag included).
+7. ``Player.schedule`` queues the ``mido.Message`` (``service.playback.timed_message``); the WebSocket sends a
+   ``LiveNote`` instead, which the browser schedules.
+8. The ``PlayerHub`` (or the player's own) thread sends it at its due time: ``Player._send`` -> ``OutputPort.send``.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from performance_rnn.codecs.performance import Event, EventType, PerformanceCodecConfig, encode_event, vocab_size
+from performance_rnn.codecs.performance import PerformanceCodecConfig, token_layout
 
 
 class KeyboardMask:
@@ -28,10 +28,9 @@ class KeyboardMask:
 
     def __init__(self, cfg: PerformanceCodecConfig, batch: int, device: torch.device | str = "cpu") -> None:
         self.cfg = cfg
-        self.on0 = encode_event(Event(EventType.NOTE_ON, 0), cfg)
-        self.off0 = encode_event(Event(EventType.NOTE_OFF, 0), cfg)
-        self.shift0 = encode_event(Event(EventType.TIME_SHIFT, 1), cfg)
-        self.vocab = vocab_size(cfg)
+        layout = token_layout(cfg)
+        self.on0, self.off0, self.shift0 = layout.note_on.start, layout.note_off.start, layout.time_shift.start
+        self.vocab = layout.size
         if self.off0 != self.on0 + 128:
             raise ValueError("the keyboard mask needs NOTE_OFF ids right after the 128 NOTE_ON ids (the codec's table)")
         self.start = torch.full((batch, 128), -1, dtype=torch.long, device=device)  # step of the open note, -1 none
@@ -129,9 +128,8 @@ def impossible_events(tokens: Sequence[int], cfg: PerformanceCodecConfig,
                       primer: Sequence[int] = ()) -> list[tuple[int, str]]:
     """The events of ``tokens`` (after ``primer``) that the keyboard mask rules out, as (index, reason):
     the independent check used by tests and evaluation (plain Python, not the mask's tensors)."""
-    on0 = encode_event(Event(EventType.NOTE_ON, 0), cfg)
-    off0 = encode_event(Event(EventType.NOTE_OFF, 0), cfg)
-    shift0 = encode_event(Event(EventType.TIME_SHIFT, 1), cfg)
+    layout = token_layout(cfg)
+    on0, off0, shift0 = layout.note_on.start, layout.note_off.start, layout.time_shift.start
     held: dict[int, int] = {}  # key -> step its note was struck
     step = 0
     found = []

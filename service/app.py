@@ -22,13 +22,14 @@ from performance_rnn.errors import PerformanceRNNError
 from performance_rnn.tasks.music.generate import load_music, music_engine
 from performance_rnn.tasks.strokes.generate import load_stroke_model
 from performance_rnn.tasks.text.generate import load_text_model
+from service.admission import Slots
 from service.deps import Models, Runtime
 from service.errors import BodyTooLarge, install_error_handlers
 from service.guard import GuardConfig, InFlightLimit, RequestGuard
 from service.parsing import ParseConfig, PrimerParser
 from service.playback import settle_for_realtime
+from service.port_sessions import PortSessions
 from service.routes import meta, music, page, sessions, siblings, websocket
-from service.sessions import PortSessions, Slots
 from service.settings import Settings
 
 log = logging.getLogger(__name__)

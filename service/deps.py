@@ -19,10 +19,12 @@ from performance_rnn.engine import Engine
 from performance_rnn.tasks.music.generate import MusicModel
 from performance_rnn.tasks.strokes.generate import StrokeModel
 from performance_rnn.tasks.text.generate import TextModel
+from service.admission import Slots
 from service.errors import InvalidRequest, ModelUnavailable
 from service.parsing import PrimerParser
-from service.sessions import MusicBackend, PortOpener, PortSessions, Slots
+from service.port_sessions import PortOpener, PortSessions
 from service.settings import SIBLING_NAMES, Settings
+from service.streams import MusicBackend
 
 
 @dataclass

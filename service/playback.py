@@ -1,13 +1,17 @@
-"""Live playback: an engine stream's tokens -> timed notes -> MIDI messages on a ``Player``, in real time.
+"""Live playback: an engine stream's tokens -> timed notes -> due times -> MIDI messages on a ``Player``.
 
-The player's time 0 is the stream's start on the engine clock (both ``time.monotonic``), so an event is
-scheduled ``lookahead`` ahead of its due time. The first token arrives after that start (a step later, more
-with many streams admitted at once), so the whole stream is due that much (plus ``START_MARGIN_S``) later: its
-opening notes go out as soon as they exist, in rhythm, rather than late or dropped. Tokens are decoded and
-scheduled on the engine's thread as they are made (``Stream.attach``). Stopping closes the stream, then stops the
-player, which releases every sounding note; pausing silences the sounding notes and the music clock waits.
-Many playbacks can share one emitting thread: give each a ``Player(port, config, hub=hub)`` on one
-``midi_io.player.PlayerHub``.
+``Timeline`` is the one path from a token to the wall clock, shared by the port playback (``LivePlayback``) and
+the WebSocket route (service/routes/websocket.py): token -> ``PerformanceDecoder`` -> music time -> due time,
+in seconds after the stream's start on the engine clock (``origin``). The music clock stops while the stream is
+paused (the engine moves ``Stream.started_at`` on by the pause), so every due time after a pause moves with it.
+The first token arrives after the start (a step later, more with many streams admitted at once, or a busy event
+loop), so the whole stream is due that much (plus ``START_MARGIN_S``) later: its opening notes go out as soon as
+they exist, in rhythm, rather than late or dropped.
+
+``LivePlayback`` decodes and schedules on the engine's thread as tokens are made (``Stream.attach``), each event
+``lookahead`` ahead of its due time. Stopping closes the stream, then stops the player, which releases every
+sounding note; pausing silences the sounding notes and the music clock waits. Many playbacks can share one
+emitting thread: give each a ``Player(port, config, hub=hub)`` on one ``midi_io.player.PlayerHub``.
 """
 
 from __future__ import annotations
@@ -22,8 +26,7 @@ from collections.abc import Callable
 import mido
 
 from midi_io.player import Player
-from performance_rnn.codecs.live import LiveDecoder, TimedNote
-from performance_rnn.codecs.performance import PerformanceCodecConfig, final_velocity
+from performance_rnn.codecs.performance import PerformanceCodecConfig, PerformanceDecoder, TimedNote, final_velocity
 from performance_rnn.engine import Stream
 
 log = logging.getLogger(__name__)
@@ -52,6 +55,56 @@ def timed_message(ev: TimedNote, channel: int = 0) -> mido.Message:
     return mido.Message("note_off", channel=channel, note=ev.pitch, velocity=0)
 
 
+class Timeline:
+    """One stream's music on the wall clock. Built once the stream has started (``Stream.started_at`` set);
+    ``feed`` each token in order; an event is due ``due(ev)`` seconds after ``origin`` (the stream's start on
+    ``clock``, the engine's clock). Feeding happens on one thread (the engine's, or the event loop's)."""
+
+    def __init__(self, stream: Stream, codec: PerformanceCodecConfig, *,
+                 clock: Callable[[], float] = time.monotonic, margin_s: float = START_MARGIN_S) -> None:
+        self.stream, self.clock, self.margin_s = stream, clock, margin_s
+        self.decoder = PerformanceDecoder(codec, velocity=final_velocity(stream.spec.primer.tolist(), codec))
+        self.origin = stream.started_at or clock()
+        self.lag_s: float | None = None  # how late the first token arrived after the music's time 0 (+ margin)
+        self.first_note_at: float | None = None  # clock time the first note-on is due
+        self.first_note_music_s: float | None = None  # its music time: the model's own rest before it
+
+    @property
+    def offset_s(self) -> float:
+        """Due time minus music time: the time spent paused, and the start lag."""
+        return (self.stream.started_at or self.origin) - self.origin + (self.lag_s or 0.0)
+
+    def feed(self, token: int) -> list[TimedNote]:
+        """The events ``token`` completes (in time order); the first token fixes the start lag."""
+        if self.lag_s is None:  # measured from the music's time 0, which moves on by the time a stream spent
+            # paused (e.g. listening to a jam phrase before answering)
+            self.lag_s = max(0.0, self.clock() - (self.stream.started_at or self.origin) + self.margin_s)
+        events = self.decoder.feed(token)
+        if self.first_note_at is None and events:
+            for ev in events:
+                if ev.on:
+                    self.first_note_music_s = ev.time_s
+                    self.first_note_at = self.origin + self.due(ev)
+                    break
+        return events
+
+    def due(self, ev: TimedNote) -> float:
+        """Seconds after ``origin`` that ``ev`` is due."""
+        return ev.time_s + self.offset_s
+
+    def now(self) -> float:
+        """Seconds since ``origin``."""
+        return self.clock() - self.origin
+
+    def end_s(self) -> float:
+        """When the music decoded so far ends, in seconds after ``origin``."""
+        return self.decoder.time_s + self.offset_s
+
+    def release_all(self) -> list[TimedNote]:
+        """Note-offs for every sounding note, at the current music time; nothing sounds afterwards."""
+        return self.decoder.release_all()
+
+
 class LivePlayback:
     """Plays one engine stream into a player (which may be on a ``PlayerHub``) until the stream ends or ``stop``
     is called. It has no thread of its own: the engine hands it each token as it is made (``Stream.attach``),
@@ -59,15 +112,20 @@ class LivePlayback:
 
     def __init__(self, stream: Stream, player: Player, codec: PerformanceCodecConfig, *, channel: int = 0,
                  on_event: Callable[[TimedNote], None] | None = None) -> None:
-        self.stream, self.player, self.channel = stream, player, channel
-        self.decoder = LiveDecoder(codec, velocity=final_velocity(stream.spec.primer.tolist(), codec))
+        self.stream, self.player, self.codec, self.channel = stream, player, codec, channel
         self.on_event = on_event
         self.done = threading.Event()
-        self.first_note_at: float | None = None  # engine/monotonic time the first note-on was scheduled for
-        self.first_note_music_s: float | None = None
-        self._origin = 0.0
-        self._start_lag: float | None = None  # how late the first token arrived after the stream's start
+        self.timeline: Timeline | None = None  # made by ``start``, once the stream has started
         self._stopping = threading.Event()
+
+    @property
+    def first_note_at(self) -> float | None:
+        """Engine/monotonic time the first note-on was scheduled for."""
+        return None if self.timeline is None else self.timeline.first_note_at
+
+    @property
+    def first_note_music_s(self) -> float | None:
+        return None if self.timeline is None else self.timeline.first_note_music_s
 
     def start(self, timeout_s: float = 30.0) -> LivePlayback:
         deadline = time.monotonic() + timeout_s
@@ -75,41 +133,34 @@ class LivePlayback:
             if self.stream.closed.is_set():
                 break
             time.sleep(0.0005)
-        self._origin = self.stream.started_at or time.monotonic()
-        self.player.start(origin_s=self._origin)
+        origin = self.stream.started_at or time.monotonic()
+        self.player.start(origin_s=origin)
+        self.timeline = Timeline(self.stream, self.codec, clock=lambda: origin + self.player.piece_time())
         self.stream.attach(self._on_token)
         return self
 
-    def _schedule(self, ev: TimedNote) -> None:
-        offset = (self.stream.started_at or self._origin) - self._origin  # grows by the time spent paused
-        offset += self._start_lag or 0.0
-        if ev.on and self.first_note_at is None:
-            self.first_note_at = self._origin + offset + ev.time_s
-            self.first_note_music_s = ev.time_s  # the model's own rest before its first note
+    def _schedule(self, timeline: Timeline, ev: TimedNote) -> None:
         # never wait for room here (this runs on the engine's thread): a full player is a failed playback
-        self.player.schedule(ev.time_s + offset, timed_message(ev, self.channel), timeout_s=0.0)
+        self.player.schedule(timeline.due(ev), timed_message(ev, self.channel), timeout_s=0.0)
         if self.on_event is not None:
             self.on_event(ev)
 
     def _on_token(self, tok: int | None) -> None:
         """The engine's thread, for each token of the stream and None at its end."""
-        if self.done.is_set():
+        timeline = self.timeline
+        if self.done.is_set() or timeline is None:
             return
         try:
             if tok is None:
                 if not self._stopping.is_set():  # on stop, the player releases what sounds and drops the rest
-                    for ev in self.decoder.release_all():
-                        self._schedule(ev)
+                    for ev in timeline.release_all():
+                        self._schedule(timeline, ev)
                 self.done.set()
                 return
             if self._stopping.is_set():
                 return
-            if self._start_lag is None:  # how late the first token came after the music's time 0 (which
-                # moves on by the time a stream spent paused, e.g. listening to a jam phrase before answering)
-                started = (self.stream.started_at or self._origin) - self._origin
-                self._start_lag = max(0.0, self.player.piece_time() - started + START_MARGIN_S)
-            for ev in self.decoder.feed(tok):
-                self._schedule(ev)
+            for ev in timeline.feed(tok):
+                self._schedule(timeline, ev)
         except Exception as exc:  # the player stopped (port vanished, or stopped by someone else): end the stream
             if not self._stopping.is_set():
                 log.warning("live playback of stream %d ended: %s", self.stream.id, exc)

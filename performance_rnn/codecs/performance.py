@@ -1,8 +1,9 @@
-"""Magenta-compatible Performance events: notes <-> events <-> token ids.
+"""Magenta-compatible Performance events: notes <-> events <-> token ids, and the one decoder of token streams.
 
 Vocabulary (note_seq's PerformanceOneHotEncoding order, 388 tokens with 32 velocity bins):
 NOTE_ON 0..127 -> ids 0..127, NOTE_OFF 0..127 -> 128..255, TIME_SHIFT 1..100 steps -> 256..355,
-VELOCITY bin 1..32 -> 356..387. One step is 1/steps_per_second seconds (10 ms by default).
+VELOCITY bin 1..32 -> 356..387. One step is 1/steps_per_second seconds (10 ms by default). Every id offset is
+read off one table (``_ranges``), through ``token_layout``.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
+from functools import cache
 
 from midi_io.notes import Note
 from performance_rnn.errors import CodecError
@@ -47,8 +49,34 @@ def _ranges(cfg: PerformanceCodecConfig) -> tuple[tuple[EventType, int, int], ..
     )
 
 
+@dataclass(frozen=True, slots=True)
+class TokenLayout:
+    """The ids of each event type, read off the table: the id of value v of a type is ``ids.start + v - min``
+    (NOTE_ON and NOTE_OFF values start at pitch 0, TIME_SHIFT and VELOCITY values at 1)."""
+
+    note_on: range
+    note_off: range
+    time_shift: range
+    velocity: range
+
+    @property
+    def size(self) -> int:
+        return max(r.stop for r in (self.note_on, self.note_off, self.time_shift, self.velocity))
+
+
+@cache
+def token_layout(cfg: PerformanceCodecConfig) -> TokenLayout:
+    """Where each event type's ids lie in ``cfg``'s vocabulary (computed once per config)."""
+    ids: dict[str, range] = {}
+    offset = 0
+    for etype, lo, hi in _ranges(cfg):
+        ids[etype.name.lower()] = range(offset, offset + hi - lo + 1)
+        offset += hi - lo + 1
+    return TokenLayout(**ids)
+
+
 def vocab_size(cfg: PerformanceCodecConfig) -> int:
-    return sum(hi - lo + 1 for _, lo, hi in _ranges(cfg))
+    return token_layout(cfg).size
 
 
 def encode_event(event: Event, cfg: PerformanceCodecConfig) -> int:
@@ -98,10 +126,10 @@ def final_velocity(tokens: Iterable[int], cfg: PerformanceCodecConfig, default: 
     """The MIDI velocity in force after ``tokens`` (the last VELOCITY event's), else ``default``: what a
     decoder continuing after a primer must start from."""
     velocity = default
-    lo = 256 + cfg.max_shift_steps  # the first VELOCITY id
+    ids = token_layout(cfg).velocity
     for t in tokens:
-        if lo <= t < lo + cfg.num_velocity_bins:
-            velocity = bin_to_velocity(t - lo + 1, cfg)
+        if t in ids:
+            velocity = bin_to_velocity(t - ids.start + 1, cfg)
     return velocity
 
 
@@ -152,10 +180,10 @@ def notes_to_events(notes: Sequence[Note], cfg: PerformanceCodecConfig) -> list[
 def events_to_notes(
     events: Iterable[Event], cfg: PerformanceCodecConfig, *, start_s: float = 0.0, default_velocity: int = 64
 ) -> list[Note]:
-    """Events -> notes, as note_seq's ``Performance.to_sequence(max_note_duration=...)``: a NOTE_OFF closes
-    the oldest open note of its pitch and is ignored when none is open; a note that would last no time is
-    dropped; a note held longer than ``cfg.max_note_duration_s`` ends at that limit; notes still open at
-    the end end there. Sorted by (start, pitch)."""
+    """Events -> notes, as note_seq's ``Performance.to_sequence(max_note_duration=...)``: the rules of
+    ``PerformanceDecoder`` (a NOTE_OFF closes the oldest open note of its pitch and is ignored when none is open;
+    a note held longer than ``cfg.max_note_duration_s`` ends at that limit; notes still open at the end end
+    there), and a note that would last no time is dropped. Sorted by (start, pitch)."""
     decoder = NoteDecoder(cfg, start_s=start_s, default_velocity=default_velocity)
     notes: list[Note] = []
     for e in events:
@@ -165,68 +193,150 @@ def events_to_notes(
     return notes
 
 
-class NoteDecoder:
-    """Incremental events -> notes decoder (for streaming) with the rules of ``events_to_notes``.
+@dataclass(frozen=True, slots=True)
+class TimedNote:
+    """A note-on or note-off at a music time (seconds from the decoder's ``start_s``)."""
 
-    ``feed`` returns the notes that closed, as soon as they close: a note held past the duration limit is
-    returned when the clock passes the limit, and stays in its pitch's queue (as in note_seq) so that the
-    NOTE_OFF that ends it later does not close a newer note of the same pitch.
+    time_s: float
+    on: bool  # True = note-on, False = note-off
+    pitch: int
+    velocity: int  # 0 for note-offs
+
+
+class PerformanceDecoder:
+    """Token ids -> timed note-on/note-off events, one token at a time: the one decoder, used for live playback
+    (on the engine's thread, per token) and, through ``NoteDecoder``, for files.
+
+    Its rules are note_seq's (``Performance.to_sequence(max_note_duration=...)``):
+
+    - a NOTE_ON opens a note at the current velocity; a pitch struck again while its note sounds opens a second
+      note (each keeps its own on and off, as ``notes_to_events`` encodes two overlapping notes of one pitch);
+    - a NOTE_OFF closes the oldest open note of its pitch, and is ignored when none is open;
+    - a note held longer than ``cfg.max_note_duration_s`` gets its note-off at that limit, emitted as soon as a
+      TIME_SHIFT passes it; it stays in its pitch's queue, so that the NOTE_OFF that ends it later closes nothing
+      newer (as the keyboard mask, ``performance_rnn.keyboard``, counts it);
+    - ``release_all`` ends every open note at the current time.
+
+    Every note-on gets exactly one note-off. A note closed in the step it opened gets its note-off at the same
+    time (a file drops it: ``NoteDecoder``). Events come out in time order. Pure: no clock, no I/O.
     """
 
-    def __init__(self, cfg: PerformanceCodecConfig, *, start_s: float = 0.0, default_velocity: int = 64) -> None:
+    __slots__ = (
+        "_limit",
+        "_note_off",
+        "_note_on",
+        "_sps",
+        "_time_shift",
+        "_velocity",
+        "cfg",
+        "open",
+        "start_s",
+        "step",
+        "velocity",
+    )
+
+    def __init__(self, cfg: PerformanceCodecConfig, *, start_s: float = 0.0, velocity: int = 64) -> None:
+        layout = token_layout(cfg)
         self.cfg = cfg
-        self.step = 0  # steps since start_s (integers: no float drift)
         self.start_s = start_s
-        self.velocity = default_velocity
+        self.step = 0  # steps since start_s (integers: no float drift)
+        self.velocity = velocity
         self.open: dict[int, list[list[int]]] = {}  # pitch -> [[start step, velocity, released 0/1], ...] oldest first
         self._limit = round(cfg.max_note_duration_s * cfg.steps_per_second)
+        self._sps = cfg.steps_per_second
+        self._note_on, self._note_off = layout.note_on, layout.note_off
+        self._time_shift, self._velocity = layout.time_shift, layout.velocity
 
     @property
     def time_s(self) -> float:
-        return self.start_s + self.step / self.cfg.steps_per_second
+        return self.start_s + self.step / self._sps
 
     def sounding(self) -> set[int]:
         """Pitches with a note still sounding (not yet released by the duration limit)."""
         return {p for p, q in self.open.items() if any(not r for _, _, r in q)}
 
-    def feed(self, event: Event) -> list[Note]:
-        if event.type == EventType.TIME_SHIFT:
-            self.step += event.value
-            return self._expire()
-        if event.type == EventType.VELOCITY:
-            self.velocity = bin_to_velocity(event.value, self.cfg)
-        elif event.type == EventType.NOTE_ON:
-            self.open.setdefault(event.value, []).append([self.step, self.velocity, 0])
-        elif event.type == EventType.NOTE_OFF and self.open.get(event.value):
-            queue = self.open[event.value]
-            start, velocity, released = queue.pop(0)
+    def feed(self, token: int) -> list[TimedNote]:
+        """One token id -> the events it completes, in time order. Raises CodecError for an id outside the
+        vocabulary."""
+        if token in self._note_on:
+            pitch = token - self._note_on.start
+            queue = self.open.get(pitch)
+            if queue is None:
+                self.open[pitch] = [[self.step, self.velocity, 0]]
+            else:
+                queue.append([self.step, self.velocity, 0])
+            return [TimedNote(self.start_s + self.step / self._sps, True, pitch, self.velocity)]
+        if token in self._note_off:
+            pitch = token - self._note_off.start
+            queue = self.open.get(pitch)
+            if not queue:  # no note of this pitch is open: nothing to end
+                return []
+            released = queue.pop(0)[2]
             if not queue:
-                del self.open[event.value]
-            if not released and self.step > start:
-                return [self._note(event.value, velocity, start, self.step)]
-        return []
+                del self.open[pitch]
+            return [] if released else [TimedNote(self.start_s + self.step / self._sps, False, pitch, 0)]
+        if token in self._time_shift:
+            self.step += token - self._time_shift.start + 1
+            return self._expire() if self.open else []
+        if token in self._velocity:
+            self.velocity = bin_to_velocity(token - self._velocity.start + 1, self.cfg)
+            return []
+        raise CodecError(f"token must be in range 0..{self._velocity.stop - 1}, got {token}")
 
-    def finish(self) -> list[Note]:
-        """Close every open note at the current step (or its duration limit, whichever is first)."""
-        out = [self._note(p, v, s, self.step) for p, q in self.open.items() for s, v, r in q
-               if not r and self.step > s]
+    def feed_event(self, event: Event) -> list[TimedNote]:
+        return self.feed(encode_event(event, self.cfg))
+
+    def release_all(self) -> list[TimedNote]:
+        """Note-offs for every note still sounding, at the current time (by pitch, oldest first); the decoder is
+        then empty."""
+        t = self.time_s
+        out = [TimedNote(t, False, p, 0) for p in sorted(self.open) for item in self.open[p] if not item[2]]
         self.open.clear()
         return out
 
-    def _expire(self) -> list[Note]:
-        out = []
+    def _expire(self) -> list[TimedNote]:
+        late: list[tuple[int, int]] = []  # (end step, pitch)
         for pitch, queue in self.open.items():
             for item in queue:
                 if not item[2] and self.step - item[0] > self._limit:
                     item[2] = 1
-                    out.append(self._note(pitch, item[1], item[0], item[0] + self._limit))
-        out.sort(key=lambda n: (n.end_s, n.pitch))
-        return out
+                    late.append((item[0] + self._limit, pitch))
+        if not late:
+            return []
+        late.sort()  # stable: one pitch's notes end oldest first
+        return [TimedNote(self.start_s + end / self._sps, False, pitch, 0) for end, pitch in late]
 
-    def _note(self, pitch: int, velocity: int, start: int, end: int) -> Note:
-        end = min(end, start + self._limit)
-        sps = self.cfg.steps_per_second
-        return Note(pitch, velocity, self.start_s + start / sps, self.start_s + end / sps)
+
+class NoteDecoder:
+    """Events -> notes as they close (for files and their streaming): ``PerformanceDecoder``'s events paired
+    into notes, each note-off with the oldest open note-on of its pitch (the decoder's own order), dropping the
+    notes that last no time. A note held past the duration limit is returned when the clock passes the limit."""
+
+    def __init__(self, cfg: PerformanceCodecConfig, *, start_s: float = 0.0, default_velocity: int = 64) -> None:
+        self.decoder = PerformanceDecoder(cfg, start_s=start_s, velocity=default_velocity)
+        self._ons: dict[int, list[TimedNote]] = {}  # pitch -> its open note-ons, oldest first
+
+    @property
+    def time_s(self) -> float:
+        return self.decoder.time_s
+
+    def feed(self, event: Event) -> list[Note]:
+        return self._pair(self.decoder.feed_event(event))
+
+    def finish(self) -> list[Note]:
+        """Close every open note at the current time."""
+        return self._pair(self.decoder.release_all())
+
+    def _pair(self, events: list[TimedNote]) -> list[Note]:
+        notes = []
+        for ev in events:
+            if ev.on:
+                self._ons.setdefault(ev.pitch, []).append(ev)
+                continue
+            on = self._ons[ev.pitch].pop(0)
+            if ev.time_s > on.time_s:
+                notes.append(Note(ev.pitch, on.velocity, on.time_s, ev.time_s))
+        return notes
 
 
 class PhraseEncoder:

@@ -21,6 +21,7 @@ from midi_io.files import notes_to_midi_bytes
 from midi_io.notes import Note
 from service.deps import ClientGoneDep, RuntimeDep
 from service.errors import InvalidRequest
+from service.render import render
 from service.schemas import (
     AudioRenderRequest,
     Events,
@@ -30,7 +31,6 @@ from service.schemas import (
     RenderRequest,
     error_responses,
 )
-from service.sessions import render
 
 router = APIRouter(prefix="/music", tags=["music"])
 

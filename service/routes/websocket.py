@@ -1,19 +1,19 @@
 """``/api/live``: one listener's live stream over a WebSocket, with controls mid-stream.
 
 Protocol (JSON text frames). The client opens with ``{"type": "start", ...}`` (``LiveStart``: model, seed,
-temperature, top_k, top_p, density, key, primer_pitches, max_seconds; ``model`` names a music model, the
-default without it). The server answers ``started`` (with the model's name) and then one ``note`` message per
-note-on/off (``LiveNote``): ``t`` is music time, ``at`` the wall-clock due time since the stream started (pauses
-included). The model's engine generates at most ``lookahead_s`` ahead of the wall clock, so notes arrive at
-musical pace, up to ``lookahead_s`` before they are due: a client schedules each at ``at`` on its own clock from
-its ``started``. Mid-stream the client may send ``{"type": "control",
-"temperature": 0.8, "density": 4, "key": "Am"}`` (only the fields sent change; null removes density/key),
-``pause``, ``resume`` or ``stop``. The stream ends with note-offs for every sounding note, then
-``{"type": "end", "reason": "stopped" | "finished"}`` and close code 1000. Errors: ``{"type": "error", ...}``;
-a refused start closes with 1008 (bad request) or 1013 (overloaded, model unavailable), after an error
-message whose ``status`` is the HTTP status the same failure gets (service/errors.py). A message that is not
-JSON (or nested too deeply to read) gets an error and changes nothing. Should the engine fail the stream, the
-client gets an error (status 503), note-offs and ``end`` with reason ``error``.
+temperature, top_k, top_p, density, key, primer_pitches, max_seconds; ``model`` names a music model, the default
+without it). The server answers ``started`` (with the model's name) and then one ``note`` message per note-on/off
+(``LiveNote``): ``t`` is music time, ``at`` the wall-clock due time since the stream started (pauses and the first
+token's lag included: the port playback's timeline, ``service.playback.Timeline``). The model's engine generates at
+most ``lookahead_s`` ahead of the wall clock, so notes arrive at musical pace, up to ``lookahead_s`` before they
+are due: a client schedules each at ``at`` on its own clock from its ``started``. Mid-stream the client may send
+``{"type": "control", "temperature": 0.8, "density": 4, "key": "Am"}`` (only the fields sent change; null removes
+density/key), ``pause``, ``resume`` or ``stop``. The stream ends with note-offs for every sounding note, then
+``{"type": "end", "reason": "stopped" | "finished"}`` and close code 1000. Errors: ``{"type": "error", ...}``; a
+refused start closes with 1008 (bad request) or 1013 (overloaded, model unavailable), after an error message whose
+``status`` is the HTTP status the same failure gets (service/errors.py). A message that is not JSON (or nested too
+deeply to read) gets an error and changes nothing. Should the engine fail the stream, the client gets an error
+(status 503), note-offs and ``end`` with reason ``error``.
 
 Bounds: a live slot is taken only by a valid start message, which must come within ``live_start_timeout_s``;
 the server stops reading a client whose replies pile up unsent, and drops one that reads nothing for
@@ -27,19 +27,20 @@ import json
 import logging
 import queue
 import time
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
 
-from performance_rnn.codecs.live import LiveDecoder, TimedNote
-from performance_rnn.codecs.performance import final_velocity
+from performance_rnn.codecs.performance import TimedNote
 from performance_rnn.config import SamplingConfig
 from performance_rnn.engine import EngineBusy, Stream
 from service.deps import RuntimeDep
 from service.errors import ModelUnavailable, Overloaded, ServiceError, status_of
+from service.playback import Timeline
 from service.schemas import LiveCommand, LiveControl, LiveNote, LiveStart
-from service.sessions import MusicBackend, control_vector_for, music_spec
+from service.streams import MusicBackend, control_vector_for, music_spec
 
 router = APIRouter(tags=["live"])
 log = logging.getLogger(__name__)
@@ -60,8 +61,9 @@ async def live(ws: WebSocket, rt: RuntimeDep) -> None:
 
 
 class LiveSocket:
-    def __init__(self, ws: WebSocket, rt: RuntimeDep) -> None:
+    def __init__(self, ws: WebSocket, rt: RuntimeDep, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.ws, self.rt = ws, rt
+        self.clock = clock  # the engine's clock
         self.outbox: list[dict[str, Any]] = []  # replies from the reader, sent by the one writer
         self.gone = self.stop = False
         self.pause: bool | None = None  # a requested pause (True) or resume (False) not yet handled
@@ -127,22 +129,21 @@ class LiveSocket:
     async def _play(self, stream: Stream, start: LiveStart) -> None:
         assert self.music is not None
         mm = self.music.model
-        deadline = time.monotonic() + self.rt.settings.live_start_timeout_s
+        deadline = self.clock() + self.rt.settings.live_start_timeout_s
         while not stream.started_at:  # admitted at the engine's next step
-            if stream.closed.is_set() or time.monotonic() > deadline:
+            if stream.closed.is_set() or self.clock() > deadline:
                 detail = stream.error or "the engine did not take the stream: try again later"
                 return await self._refuse(OVERLOADED, 503, detail)
             await asyncio.sleep(0.001)
-        origin = stream.started_at
         self.state = {"temperature": start.temperature, "top_k": start.top_k, "top_p": start.top_p,
                       "density": start.density, "key": start.key}
         await self._send({"type": "started", "lookahead_s": stream.spec.lookahead_s,
                           "max_seconds": stream.spec.max_seconds, "model": self.music.name,
                           "conditioned": mm.conditioned, **self.state})
         reader = asyncio.create_task(self._read(stream))
-        decoder = LiveDecoder(mm.codec, velocity=final_velocity(stream.spec.primer.tolist(), mm.codec))
+        timeline = Timeline(stream, mm.codec, clock=self.clock)
         try:
-            reason = await self._write(stream, decoder, origin)
+            reason = await self._write(stream, timeline)
         finally:
             reader.cancel()
         if reason == "disconnected":
@@ -150,15 +151,15 @@ class LiveSocket:
         if reason == "error":
             await self._send({"type": "error", "status": 503 if stream.error else 400,
                               "detail": stream.error or self.failure or "the stream failed"})
-        now = time.monotonic() - origin
+        now = timeline.now()
         # nothing is left sounding on the client: a stopped stream releases now, a finished one when its music ends
-        end = now if reason != "finished" else max(now, decoder.time_s + stream.started_at - origin)
-        for ev in decoder.release_all():
+        end = now if reason != "finished" else max(now, timeline.end_s())
+        for ev in timeline.release_all():
             await self._send(_note(ev, end))
         await self._send({"type": "end", "reason": reason})
         await self._close(1000)
 
-    async def _write(self, stream: Stream, decoder: LiveDecoder, origin: float) -> str:
+    async def _write(self, stream: Stream, timeline: Timeline) -> str:
         while not self.gone:
             stopping, failed = self.stop, self.failure is not None
             while self.outbox:  # replies first: a stop right after a message still answers that message
@@ -168,7 +169,7 @@ class LiveSocket:
             if stopping:
                 return "stopped"
             if self.pause is not None:
-                await self._toggle_pause(stream, decoder, origin)
+                await self._toggle_pause(stream, timeline)
             if not self.paused:  # while paused the queue is left alone; resuming continues from it
                 events, ended = [], False
                 while True:
@@ -179,24 +180,23 @@ class LiveSocket:
                     if tok is None:
                         ended = True
                         break
-                    events.extend(decoder.feed(tok))
-                offset = stream.started_at - origin  # grows by the time spent paused
+                    events.extend(timeline.feed(tok))
                 for ev in events:
-                    await self._send(_note(ev, ev.time_s + offset))
+                    await self._send(_note(ev, timeline.due(ev)))
                 if ended:
                     return "error" if stream.error else "finished"
             await asyncio.sleep(TICK_S)
         return "disconnected"
 
-    async def _toggle_pause(self, stream: Stream, decoder: LiveDecoder, origin: float) -> None:
+    async def _toggle_pause(self, stream: Stream, timeline: Timeline) -> None:
         want, self.pause = self.pause, None
         if want == self.paused:
             return
         self.paused = bool(want)
         if self.paused:
             stream.pause()
-            now = time.monotonic() - origin
-            for ev in decoder.release_all():
+            now = timeline.now()
+            for ev in timeline.release_all():
                 await self._send(_note(ev, now))
         else:
             stream.resume()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import mido
@@ -12,7 +13,8 @@ from fastapi.testclient import TestClient
 from midi_io.files import notes_to_midi_bytes, read_notes
 from midi_io.notes import Note
 from performance_rnn.config import SamplingConfig
-from performance_rnn.tasks.music.generate import generate_performances, load_music
+from performance_rnn.engine import Stream
+from performance_rnn.tasks.music.generate import generate_performances, load_music, music_engine
 
 
 def test_render_returns_a_readable_midi_file(client: TestClient) -> None:
@@ -127,10 +129,26 @@ def test_renders_are_engine_streams_that_are_freed(client: TestClient) -> None:
 
 
 def test_concurrent_renders_are_stepped_in_one_batch(client: TestClient) -> None:
-    engine = client.app.state.runtime.engine
-    steps, rows = engine.steps, engine.stepped_rows
-    with ThreadPoolExecutor(3) as pool:
-        results = list(pool.map(lambda s: client.post("/api/music/events", json={"seconds": 5, "seed": s}),
-                                [1, 2, 3]))
-    assert [r.status_code for r in results] == [200, 200, 200]
-    assert engine.stepped_rows - rows > 1.5 * (engine.steps - steps)  # most steps carried several renders
+    """Three renders reach a held-back engine (a fresh one, not started until all three have opened their
+    streams): they join in one step and every step carries each render until it ends, whatever the timing."""
+    rt = client.app.state.runtime
+    served = rt.engines["music"]
+    engine = music_engine(rt.models.music["music"])  # the service's engine for this model, not started yet
+    opened: list[Stream] = []
+    open_stream = engine.open
+    engine.open = lambda spec: opened.append(open_stream(spec)) or opened[-1]  # type: ignore[method-assign]
+    rt.engines["music"] = engine
+    try:
+        with ThreadPoolExecutor(3) as pool:
+            results = [pool.submit(client.post, "/api/music/events", json={"seconds": 5, "seed": s}) for s in (1, 2, 3)]
+            deadline = time.monotonic() + 30
+            while engine.active < 3 and time.monotonic() < deadline:  # all three wait in the engine
+                time.sleep(0.01)
+            engine.start()
+            assert [r.result().status_code for r in results] == [200, 200, 200]
+    finally:
+        rt.engines["music"] = served
+        engine.stop()
+    steps = sorted(s.steps for s in opened)
+    assert len(steps) == 3 and steps[0] > 0
+    assert engine.steps == steps[-1] and engine.stepped_rows == sum(steps)  # one batch from the first step on

@@ -31,6 +31,7 @@ from performance_rnn.codecs.performance import (
     events_to_notes,
     final_velocity,
     notes_to_events,
+    token_layout,
     velocity_to_bin,
 )
 from performance_rnn.config import SamplingConfig
@@ -169,8 +170,9 @@ def chord_primer(pitches: Sequence[int], velocity: int = 100, seconds: float = 0
 
 def shift_seconds(tokens: torch.Tensor, codec: PerformanceCodecConfig) -> torch.Tensor:
     """(B,) tokens -> seconds each advances the clock (0 for non-TIME_SHIFT tokens)."""
-    lo = 256
-    is_shift = (tokens >= lo) & (tokens < lo + codec.max_shift_steps)
+    ids = token_layout(codec).time_shift
+    lo = ids.start
+    is_shift = (tokens >= lo) & (tokens < ids.stop)
     return torch.where(is_shift, (tokens - lo + 1).float() / codec.steps_per_second, torch.zeros_like(tokens).float())
 
 

@@ -1,145 +1,28 @@
-"""Every engine stream the service opens: offline renders, and server-side port sessions.
-
-Each music model has one ``Engine`` that owns it (a ``MusicBackend``), so concurrent renders, WebSocket streams
-and port sessions on the same model are stepped together in one batch. ``Slots`` admit work up to a limit,
-across every model, and refuse the rest (429) at once, which keeps an engine from ever being the one to say no.
-"""
+"""Server-side sessions playing a music model into MIDI ports (``/api/sessions``), each a ``LivePlayback`` on one
+shared ``PlayerHub``, guarded by a token only its creator holds."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import logging
-import queue
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import torch
-
-from midi_io.notes import Note
 from midi_io.player import Player, PlayerConfig, PlayerHub
 from midi_io.ports import OutputPort
 from performance_rnn.config import SamplingConfig
-from performance_rnn.engine import Engine, Stream, StreamFailed, StreamSpec
-from performance_rnn.tasks.music.generate import MusicModel, controls_for, performance_notes, stream_spec
-from service.errors import (
-    ClientGone,
-    Forbidden,
-    InvalidRequest,
-    NotFound,
-    Overloaded,
-    RenderTimeout,
-    Unauthorized,
-)
+from service.errors import Forbidden, InvalidRequest, NotFound, Overloaded, Unauthorized
 from service.playback import LivePlayback
-from service.schemas import RenderRequest, SessionCreate, SessionInfo, SessionUpdate
+from service.schemas import SessionCreate, SessionInfo, SessionUpdate
+from service.streams import MusicBackend, control_vector_for, music_spec
 
 log = logging.getLogger(__name__)
 
-MAX_EVENTS_PER_S = 200.0  # an offline stream also stops after seconds * this many events (as generate_performances)
 PortOpener = Callable[[str, str | None], OutputPort]  # (port name, rtmidi api) -> an open output
-
-
-class Slots:
-    """A non-blocking admission counter: ``take`` raises Overloaded when all ``limit`` slots are in use."""
-
-    def __init__(self, limit: int, what: str) -> None:
-        self.limit, self.what = limit, what
-        self._used = 0
-        self._lock = threading.Lock()
-
-    @property
-    def used(self) -> int:
-        return self._used
-
-    def acquire(self) -> None:
-        with self._lock:
-            if self._used >= self.limit:
-                raise Overloaded(f"all {self.limit} {self.what} slots are in use: try again later")
-            self._used += 1
-
-    def release(self) -> None:
-        with self._lock:
-            self._used -= 1
-
-    @contextmanager
-    def take(self) -> Iterator[None]:
-        self.acquire()
-        try:
-            yield
-        finally:
-            self.release()
-
-
-@dataclass(frozen=True)
-class MusicBackend:
-    """A loaded music model and the engine that owns it; ``name`` is its checkpoint's stem."""
-
-    name: str
-    model: MusicModel
-    engine: Engine
-
-
-def music_spec(mm: MusicModel, *, seed: int, sampling: SamplingConfig, primer: Sequence[Note] | None,
-               density: float | None, key: str | None, lookahead_s: float | None,
-               max_seconds: float | None) -> StreamSpec:
-    """A stream spec; InvalidRequest for controls the checkpoint does not take."""
-    try:
-        return stream_spec(mm, seed=seed, sampling=sampling, primer=primer, density_nps=density, key=key,
-                           lookahead_s=lookahead_s, max_seconds=max_seconds)
-    except ValueError as exc:  # controls on an unconditioned model, a bad key
-        raise InvalidRequest(str(exc)) from exc
-
-
-def control_vector_for(mm: MusicModel, density: float | None, key: str | None) -> torch.Tensor | None:
-    """The control vector for a stream; InvalidRequest for controls the checkpoint does not take."""
-    try:
-        return controls_for(mm, density, key)
-    except ValueError as exc:
-        raise InvalidRequest(str(exc)) from exc
-
-
-def render(music: MusicBackend, req: RenderRequest, primer: Sequence[Note] | None, *, timeout_s: float,
-           cancelled: Callable[[], bool] = lambda: False) -> list[Note]:
-    """``req.seconds`` of music as one offline engine stream; the primer is excluded unless asked for.
-
-    Raises:
-        InvalidRequest, EngineBusy, StreamFailed, RenderTimeout, ClientGone once ``cancelled()`` (the stream is
-        closed in every case).
-    """
-    mm = music.model
-    spec = music_spec(mm, seed=req.seed, sampling=req.sampling(), primer=primer, density=req.density,
-                      key=req.key, lookahead_s=None, max_seconds=req.seconds)
-    spec.max_steps = int(req.seconds * MAX_EVENTS_PER_S) + 16
-    tokens = collect(music.engine.open(spec), timeout_s, cancelled)
-    return performance_notes(mm, tokens, req.seconds, primer=primer, include_primer=req.include_primer)
-
-
-def collect(stream: Stream, timeout_s: float, cancelled: Callable[[], bool] = lambda: False) -> list[int]:
-    """Every token of an offline stream, closing it on the way out (at once if ``cancelled()``). Raises
-    RenderTimeout, StreamFailed, ClientGone."""
-    deadline = time.monotonic() + timeout_s
-    out: list[int] = []
-    try:
-        while (remaining := deadline - time.monotonic()) > 0:
-            if cancelled():
-                raise ClientGone("the client disconnected: render stopped")
-            try:
-                tok = stream.tokens.get(timeout=min(remaining, 0.05))
-            except queue.Empty:
-                continue
-            if tok is None:
-                if stream.error is not None:
-                    raise StreamFailed(stream.error)
-                return out
-            out.append(tok)
-        raise RenderTimeout(f"the render did not finish within {timeout_s:g} s: try fewer seconds")
-    finally:
-        stream.close()
 
 
 @dataclass
