@@ -274,7 +274,7 @@ class Engine:
             while not self._stop.is_set():
                 try:
                     self._iterate()
-                except Exception as exc:  # a failing step ends the streams it held; the worker goes on
+                except Exception as exc:  # noqa: BLE001 - a failing step ends the streams it held; the worker goes on
                     self._fail_batch(exc)
         except BaseException as exc:
             self.last_error = f"{type(exc).__name__}: {exc}"
@@ -306,7 +306,7 @@ class Engine:
         """End every stream in the batch with ``exc`` and start from an empty batch; joining streams stay."""
         self.failures += 1
         self.last_error = f"{type(exc).__name__}: {exc}"
-        log.exception("engine step failed: ending the %d streams in the batch", len(self._streams))
+        log.error("engine step failed: ending the %d streams in the batch", len(self._streams), exc_info=exc)
         for s in self._streams:
             s.fail(f"the engine failed while generating this stream ({self.last_error})")
         with self._lock:
@@ -336,7 +336,7 @@ class Engine:
             n = min(p.remaining, budget)
             try:
                 self._feed(p, n)
-            except Exception as exc:  # this stream alone fails (e.g. out of memory for its primer)
+            except Exception as exc:  # noqa: BLE001 - this stream alone fails (e.g. out of memory for its primer)
                 log.warning("stream %d failed while priming: %s", p.stream.id, exc)
                 p.stream.fail(f"priming failed: {type(exc).__name__}: {exc}")
                 gone.append(p.stream)
@@ -352,7 +352,7 @@ class Engine:
         if done:
             try:
                 self._join(done)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - the joining streams alone fail, the batch plays on
                 log.warning("streams %s failed while joining: %s", [p.stream.id for p in done], exc)
                 for p in done:
                     p.stream.fail(f"joining failed: {type(exc).__name__}: {exc}")
@@ -386,7 +386,8 @@ class Engine:
             g.manual_seed(int(s.spec.seed))
             gens.append(g)
         settings = BatchSampling.of([sp.sampling for sp in specs], self.device)
-        ctrls = None if self.default_controls is None else torch.stack([self._ctrl(sp) for sp in specs])
+        per_stream = [self._ctrl(sp) for sp in specs]
+        ctrls = None if self.default_controls is None else torch.stack([c for c in per_stream if c is not None])
         mask = None if self.masks is None else self.masks([sp.primer.tolist() for sp in specs])
         with self._lock:
             if self._frontier is None:
@@ -398,7 +399,7 @@ class Engine:
                                           LSTMState.cat([f.state, frontier.state]))
                 assert self._settings is not None
                 self._settings = BatchSampling(*(torch.cat([a, b]) for a, b in
-                                                 zip(_fields(self._settings), _fields(settings))))
+                                                 zip(_fields(self._settings), _fields(settings), strict=True)))
                 if self._controls is not None and ctrls is not None:
                     self._controls = torch.cat([self._controls, ctrls])
                 if self._mask is not None and mask is not None:
@@ -430,7 +431,7 @@ class Engine:
                 self._settings = BatchSampling(*_fields(self._settings))  # re-derives ``plain``
             if "controls" in pending and self._controls is not None:
                 c = pending["controls"]
-                self._controls[i] = (self.default_controls if c is None else c).to(self.device)  # type: ignore
+                self._controls[i] = (self.default_controls if c is None else c).to(self.device)  # type: ignore[attr-defined]
             if pending.get("inject"):
                 self._inject(i, pending["inject"])  # type: ignore[arg-type]
             if "max_seconds" in pending:

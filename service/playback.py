@@ -161,7 +161,7 @@ class LivePlayback:
                 return
             for ev in timeline.feed(tok):
                 self._schedule(timeline, ev)
-        except Exception as exc:  # the player stopped (port vanished, or stopped by someone else): end the stream
+        except Exception as exc:  # noqa: BLE001 - the player stopped (port vanished, or stopped by someone else): end the stream
             if not self._stopping.is_set():
                 log.warning("live playback of stream %d ended: %s", self.stream.id, exc)
             self.stream.close()

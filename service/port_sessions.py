@@ -196,7 +196,7 @@ def _finished(session: PortSession) -> bool:
         return False
     try:
         return session.player.wait_idle(timeout_s=0)
-    except Exception:  # the port failed: nothing more will be sent
+    except Exception:  # noqa: BLE001 - the port failed: nothing more will be sent
         return True
 
 

@@ -32,7 +32,8 @@ class IdleTimeoutH11Protocol(H11Protocol):
         self.timeout_keep_alive_task = self.loop.call_later(self.timeout_keep_alive, self.timeout_keep_alive_handler)
 
 
-def uvicorn_config(app: object, settings: Settings, *, log_level: str = "info", port: int | None = None) -> uvicorn.Config:
+def uvicorn_config(app: object, settings: Settings, *, log_level: str = "info",
+                   port: int | None = None) -> uvicorn.Config:
     return uvicorn.Config(app, host=settings.host, port=settings.port if port is None else port,  # type: ignore[arg-type]
                           log_level=log_level, http=IdleTimeoutH11Protocol, ws="websockets-sansio",
                           timeout_keep_alive=max(1, round(settings.idle_timeout_s)),

@@ -23,6 +23,7 @@ the server stops reading a client whose replies pile up unsent, and drops one th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import queue
@@ -54,10 +55,8 @@ BAD_REQUEST, OVERLOADED = 1008, 1013  # WebSocket close codes
 async def live(ws: WebSocket, rt: RuntimeDep) -> None:
     """Stream live music to this client; see the module docstring for the protocol."""
     await ws.accept()
-    try:
+    with contextlib.suppress(WebSocketDisconnect):
         await LiveSocket(ws, rt).run()
-    except WebSocketDisconnect:
-        pass
 
 
 class LiveSocket:
@@ -133,7 +132,8 @@ class LiveSocket:
         while not stream.started_at:  # admitted at the engine's next step
             if stream.closed.is_set() or self.clock() > deadline:
                 detail = stream.error or "the engine did not take the stream: try again later"
-                return await self._refuse(OVERLOADED, 503, detail)
+                await self._refuse(OVERLOADED, 503, detail)
+                return
             await asyncio.sleep(0.001)
         self.state = {"temperature": start.temperature, "top_k": start.top_k, "top_p": start.top_p,
                       "density": start.density, "key": start.key}
@@ -205,8 +205,9 @@ class LiveSocket:
     async def _read(self, stream: Stream) -> None:
         try:
             while not self.stop:
-                while len(self.outbox) >= MAX_OUTBOX and not (self.gone or self.stop):
-                    await asyncio.sleep(TICK_S)  # the client is not reading its replies: stop reading its messages
+                # the client is not reading its replies: stop reading its messages until it does
+                while len(self.outbox) >= MAX_OUTBOX and not (self.gone or self.stop):  # noqa: ASYNC110
+                    await asyncio.sleep(TICK_S)
                 msg = await self._receive()
                 if isinstance(msg, Unreadable):
                     self.outbox.append({"type": "error", "status": 400, "detail": msg.reason})
@@ -264,7 +265,7 @@ class LiveSocket:
             return
         try:  # a client that reads nothing fills the socket's buffers: then the send waits, up to the timeout
             await asyncio.wait_for(self.ws.send_json(msg), self.rt.settings.live_send_timeout_s)
-        except Exception:  # the client went away mid-send, or stopped reading
+        except Exception:  # noqa: BLE001 - the client went away mid-send, or stopped reading
             self.gone = True
 
     async def _refuse(self, code: int, status: int, detail: str) -> None:
@@ -276,7 +277,7 @@ class LiveSocket:
             return
         try:
             await self.ws.close(code)
-        except Exception:  # already closed by the client
+        except Exception:  # noqa: BLE001 - already closed by the client
             self.gone = True
 
 

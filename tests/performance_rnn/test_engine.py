@@ -57,7 +57,7 @@ def test_streams_joining_at_different_steps_match_the_sampler(model: RecurrentMo
         time.sleep(0.05)  # the others join while the first is running
         rest = [engine.open(s) for s in specs[1:]]
         results = [drain(s) for s in [first, *rest]]
-    for spec, got in zip(specs, results):
+    for spec, got in zip(specs, results, strict=True):
         assert got == reference(model, spec, spec.max_steps, ctrl)  # type: ignore[arg-type]
 
 

@@ -46,11 +46,11 @@ def test_the_independent_check_finds_each_kind() -> None:
 
 
 @pytest.fixture(scope="module")
-def mm(baby_checkpoint: Path):  # noqa: ANN201
+def mm(baby_checkpoint: Path):
     return load_music(baby_checkpoint)
 
 
-def _sample(mm, masked: bool, n: int = 4, steps: int = 400) -> list[list[int]]:  # noqa: ANN001
+def _sample(mm, masked: bool, n: int = 4, steps: int = 400) -> list[list[int]]:
     tokens, _ = primer_tokens(mm, None)
     prim = torch.tensor(tokens)
     ctrl = torch.zeros(21)
@@ -66,13 +66,13 @@ def _sample(mm, masked: bool, n: int = 4, steps: int = 400) -> list[list[int]]: 
     return out
 
 
-def test_sampling_plays_no_impossible_event(mm) -> None:  # noqa: ANN001
+def test_sampling_plays_no_impossible_event(mm) -> None:
     assert all(impossible_events(seq, mm.codec) == [] for seq in _sample(mm, masked=True))
     # the check has teeth: the same barely-trained model unmasked plays impossible events
     assert sum(len(impossible_events(seq, mm.codec)) for seq in _sample(mm, masked=False)) > 0
 
 
-def test_engine_streams_play_no_impossible_event(mm) -> None:  # noqa: ANN001
+def test_engine_streams_play_no_impossible_event(mm) -> None:
     tokens, _ = primer_tokens(mm, None)
     with music_engine(mm, max_streams=8) as engine:
         streams = [engine.open(StreamSpec(torch.tensor(tokens), SamplingConfig(temperature=1.5), seed=s,
@@ -85,7 +85,7 @@ def test_engine_streams_play_no_impossible_event(mm) -> None:  # noqa: ANN001
             assert impossible_events(seq, mm.codec, primer=tokens) == []
 
 
-def test_beam_search_plays_no_impossible_event(mm) -> None:  # noqa: ANN001
+def test_beam_search_plays_no_impossible_event(mm) -> None:
     tokens, _ = primer_tokens(mm, None)
     ctrl = torch.zeros(300, 21)
     ctrl[:, 0] = 1.0

@@ -32,7 +32,7 @@ def test_resume_is_exact(music_dataset: Path, tmp_path: Path) -> None:
     _run(music_dataset, tmp_path / "b", 4, max_minutes=1e-9)  # stops after its first step, with a checkpoint
     assert load_raw(tmp_path / "b" / "last.pt")["train_state"]["step"] == 1
     resumed = _run(music_dataset, tmp_path / "b", 4)
-    for (name, a), (_, b) in zip(straight.state_dict().items(), resumed.state_dict().items()):
+    for (name, a), (_, b) in zip(straight.state_dict().items(), resumed.state_dict().items(), strict=True):
         torch.testing.assert_close(a, b, msg=name)
     log = (tmp_path / "b" / "log.csv").read_text().splitlines()
     assert log[0].startswith("step,train_nll,val_nll")
@@ -47,7 +47,7 @@ def test_atomic_save_keeps_the_old_file_when_a_write_fails(tmp_path: Path, monke
         raise OSError("disk full")
 
     monkeypatch.setattr(torch, "save", torn_write)
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match="disk full"):
         atomic_save({"new": 1}, path)
     assert load_raw(path)["kind"] == "music"
     assert [p.name for p in tmp_path.iterdir()] == ["ck.pt"]
@@ -88,8 +88,8 @@ def test_sigkill_mid_run_resumes_from_last_checkpoint(music_dataset: Path, tmp_p
     # the killed process's temp file may remain, torn: make sure one does, and that nothing reads it
     torn = run / f".last.pt.{proc.pid}.tmp"
     torn.write_bytes(b"PK\x03\x04 torn by SIGKILL")
-    out = subprocess.run(_train_cmd(music_dataset, run, step + 2), cwd=ROOT, capture_output=True, text=True, check=False,
-                         timeout=300)
+    out = subprocess.run(_train_cmd(music_dataset, run, step + 2), cwd=ROOT, capture_output=True, text=True,
+                         check=False, timeout=300)
     assert out.returncode == 0, out.stderr
     assert f"resumed from {run / 'last.pt'} at step {step}" in out.stderr
     assert load_raw(run / "last.pt")["train_state"]["step"] == step + 2

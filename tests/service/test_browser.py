@@ -138,7 +138,8 @@ def test_the_page_plays_a_live_stream_onto_the_piano_roll(server: str, browser, 
 
         # a primer upload: the next stream with the same seed starts from it, so it plays something else
         primer = tmp_path / "primer.mid"
-        primer.write_bytes(notes_to_midi_bytes([Note(48 + 7 * (i % 5), 20, 0.3 * i, 0.3 * i + 0.25) for i in range(20)]))
+        notes = [Note(48 + 7 * (i % 5), 20, 0.3 * i, 0.3 * i + 0.25) for i in range(20)]
+        primer.write_bytes(notes_to_midi_bytes(notes))
         page.set_input_files("#primer-file", str(primer))
         page.wait_for_function("() => Number(document.getElementById('primer-status').dataset.notes) === 20")
         sent: list[str] = []

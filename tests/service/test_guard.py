@@ -60,7 +60,8 @@ def test_requests_beyond_the_in_flight_limit_get_503() -> None:
 
 
 @pytest.mark.parametrize("path", ["/api/music/render", "/api/music/events", "/api/text", "/api/strokes"])
-@pytest.mark.parametrize("body", [b"{bad", b"[" * 30_000 + b"]" * 30_000, b'{"seed": ' + b"[" * 5000 + b"]" * 5000 + b"}"])
+@pytest.mark.parametrize("body", [b"{bad", b"[" * 30_000 + b"]" * 30_000,
+                                  b'{"seed": ' + b"[" * 5000 + b"]" * 5000 + b"}"])
 def test_a_body_that_is_not_json_is_400_whatever_it_is(client: TestClient, path: str, body: bytes) -> None:
     r = client.post(path, content=body, headers={"content-type": "application/json"})
     assert r.status_code == 400 and "Traceback" not in r.text, r.text

@@ -169,7 +169,7 @@ def test_concurrent_streams_with_the_same_seed_play_the_same_music(client: TestC
     assert wait_idle(client)
 
 
-def test_without_a_music_model_the_socket_says_why(make_client, tmp_path) -> None:  # noqa: ANN001
+def test_without_a_music_model_the_socket_says_why(make_client, tmp_path) -> None:
     from service.settings import Settings
 
     c = make_client(Settings(checkpoints_dir=tmp_path))

@@ -27,7 +27,7 @@ def test_render_returns_a_readable_midi_file(client: TestClient) -> None:
     mido.MidiFile(file=io.BytesIO(r.content))  # mido reads it too
 
 
-def test_events_match_the_offline_sampler_for_the_same_seed(client: TestClient, settings) -> None:  # noqa: ANN001
+def test_events_match_the_offline_sampler_for_the_same_seed(client: TestClient, settings) -> None:
     body = {"seconds": 3, "seed": 11, "temperature": 0.9, "top_k": 40, "density": 4, "key": "Am"}
     r = client.post("/api/music/events", json=body)
     assert r.status_code == 200, r.text
@@ -99,7 +99,7 @@ def test_notes_to_midi(client: TestClient) -> None:
     assert bad.status_code == 422
 
 
-def test_overload_is_429(make_client, settings) -> None:  # noqa: ANN001
+def test_overload_is_429(make_client, settings) -> None:
     c = make_client(settings.model_copy(update={"max_renders": 1}))
     runtime = c.app.state.runtime
     runtime.renders.acquire()  # one render in flight
@@ -111,7 +111,7 @@ def test_overload_is_429(make_client, settings) -> None:  # noqa: ANN001
     assert c.post("/api/music/render", json={"seconds": 1}).status_code == 200
 
 
-def test_music_endpoints_are_503_without_a_checkpoint(make_client, tmp_path) -> None:  # noqa: ANN001
+def test_music_endpoints_are_503_without_a_checkpoint(make_client, tmp_path) -> None:
     from service.settings import Settings
 
     c = make_client(Settings(checkpoints_dir=tmp_path))

@@ -73,7 +73,7 @@ def test_pause_silences_and_resume_continues(client: TestClient, fake_ports: Fak
     client.delete(f"/api/sessions/{created['id']}", headers=auth)
 
 
-def test_an_abandoned_session_stops_itself_with_all_notes_off(make_client, settings: Settings,  # noqa: ANN001
+def test_an_abandoned_session_stops_itself_with_all_notes_off(make_client, settings: Settings,
                                                               fake_ports: FakePorts) -> None:
     c = make_client(settings.model_copy(update={"session_lease_s": 2.0}))
     created = c.post("/api/sessions", json={"port_name": "orphan"}).json()
@@ -108,7 +108,7 @@ def test_limits_and_bad_requests(client: TestClient) -> None:
     assert client.post("/api/sessions", json={"port_name": "s0"}).status_code == 201
 
 
-def test_shutdown_stops_every_session(make_client, settings: Settings, fake_ports: FakePorts) -> None:  # noqa: ANN001
+def test_shutdown_stops_every_session(make_client, settings: Settings, fake_ports: FakePorts) -> None:
     c = make_client(settings)
     c.post("/api/sessions", json={"port_name": "a"})
     port = fake_ports.opened["a"]
@@ -118,7 +118,7 @@ def test_shutdown_stops_every_session(make_client, settings: Settings, fake_port
 
 
 @pytest.mark.jack
-def test_a_session_plays_into_a_jack_port(make_client, settings: Settings, jack_server: object) -> None:  # noqa: ANN001
+def test_a_session_plays_into_a_jack_port(make_client, settings: Settings, jack_server: object) -> None:
     from midi_io.ports import open_output
 
     c = make_client(settings, ports=lambda name, api: open_output(name, virtual=True, api="jack"))

@@ -45,7 +45,7 @@ def test_strokes_continue_a_partial_drawing(client: TestClient) -> None:
     assert client.post("/api/strokes", json={"partial": []}).status_code == 422
 
 
-def test_text_and_strokes_are_503_without_their_checkpoints(make_client, checkpoints_dir: Path,  # noqa: ANN001
+def test_text_and_strokes_are_503_without_their_checkpoints(make_client, checkpoints_dir: Path,
                                                           tmp_path: Path) -> None:
     shutil.copy(checkpoints_dir / "music.pt", tmp_path / "music.pt")
     c = make_client(Settings(checkpoints_dir=tmp_path))

@@ -63,7 +63,7 @@ def test_out_of_range_event_raises(bad: Event) -> None:
 
 @pytest.mark.parametrize("token", [-1, 388, 10_000])
 def test_out_of_range_token_raises(token: int) -> None:
-    with pytest.raises(CodecError, match="0..387"):
+    with pytest.raises(CodecError, match=r"0\.\.387"):
         decode_token(token, CFG)
 
 
@@ -90,7 +90,7 @@ def test_notes_events_notes_round_trip_within_10ms_and_one_bin() -> None:
     back = events_to_notes(notes_to_events(clean, CFG), CFG)
     assert len(back) == len(clean)
     key = lambda n: (n.pitch, round(n.start_s, 1))  # noqa: E731
-    for a, b in zip(sorted(clean, key=key), sorted(back, key=key)):
+    for a, b in zip(sorted(clean, key=key), sorted(back, key=key), strict=True):
         assert a.pitch == b.pitch
         assert abs(a.start_s - b.start_s) <= 0.0051 + 1e-9
         assert abs(a.end_s - b.end_s) <= 0.0101 + 1e-9
