@@ -85,9 +85,9 @@ class MusicData:
     """Train/validation/test windows from a dataset folder built by ``perfrnn data``."""
 
     def __init__(self, data_dir: str | os.PathLike[str], cfg: MusicDataConfig = MusicDataConfig(),
-                 codec: PerformanceCodecConfig = PerformanceCodecConfig(), *, workers: int = 1) -> None:
+                 codec: PerformanceCodecConfig | None = None, *, workers: int = 1) -> None:
         self.cfg = cfg
-        self.codec = codec
+        self.codec = PerformanceCodecConfig() if codec is None else codec
         self.data_dir = data_dir
         self.workers = workers
         self.names, self.pieces = load_split(data_dir, "train")
