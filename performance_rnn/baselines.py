@@ -1,7 +1,8 @@
-"""Count-based baselines for held-out NLL per event: a unigram and interpolated absolute-discounting n-grams.
+"""The one count-based baseline for held-out NLL per token: interpolated absolute-discounting n-grams (order 1 is
+the add-one unigram), over any integer tokens: music's event ids and text's character ids alike.
 
-They score exactly the targets the LSTM scores (the same windows, context limited to the window), so the
-figures sit side by side in the model card.
+They score exactly the targets the LSTM scores (the same windows or plays, context limited to the window), so
+the figures sit side by side in the model cards (``perfrnn eval --task music|text``).
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 import math
 from collections import Counter, defaultdict
 from collections.abc import Sequence
+
+DEFAULT_MAX_ORDER = 6  # the largest order ``perfrnn eval`` tries on validation (music events and text characters)
 
 
 class NGram:
@@ -24,6 +27,7 @@ class NGram:
         self.counts: list[Counter[tuple[int, ...]]] = [Counter() for _ in range(order)]  # k: (k context + 1)-grams
         self.context: list[Counter[tuple[int, ...]]] = [Counter() for _ in range(order)]
         self.types: list[defaultdict[tuple[int, ...], int]] = [defaultdict(int) for _ in range(order)]
+        self.total = 0  # tokens counted (the unigram's denominator, before add-one)
 
     def fit(self, sequences: Sequence[Sequence[int]]) -> NGram:
         for seq in sequences:
@@ -31,18 +35,18 @@ class NGram:
             for k in range(self.order):  # k = context length
                 grams = Counter(tuple(seq[i - k : i + 1]) for i in range(k, len(seq)))
                 self.counts[k].update(grams)
+        self.context = [Counter() for _ in range(self.order)]  # recounted from all counts: fit may be called again
+        self.types = [defaultdict(int) for _ in range(self.order)]
         for k in range(self.order):
             for gram, c in self.counts[k].items():
                 self.context[k][gram[:-1]] += c
                 self.types[k][gram[:-1]] += 1
+        self.total = sum(self.counts[0].values())
         return self
 
     def prob(self, context: Sequence[int], token: int, order: int | None = None) -> float:
         """p(token | context) using at most ``order`` (default: the fitted order) tokens of n-gram."""
-        total = self.counts[0]
-        n0 = sum(total.values()) if not hasattr(self, "_n0") else self._n0
-        self._n0 = n0
-        p = (total.get((token,), 0) + 1) / (n0 + self.vocab_size)
+        p = (self.counts[0].get((token,), 0) + 1) / (self.total + self.vocab_size)
         for k in range(1, min(self.order, order or self.order)):
             if len(context) < k:
                 break

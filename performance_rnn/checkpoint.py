@@ -18,6 +18,14 @@ from performance_rnn.errors import CheckpointError
 from performance_rnn.model import RecurrentModel
 
 FORMAT_VERSION = 1
+# The shipped checkpoints (and their model cards), found from the package's location, never from the working
+# directory: every task's default checkpoint and the service's checkpoints_dir start here.
+SHIPPED_DIR = Path(__file__).resolve().parents[1] / "checkpoints"
+
+
+def shipped(name: str) -> Path:
+    """The shipped checkpoint file ``name`` (e.g. "music.pt"), wherever the program runs from."""
+    return SHIPPED_DIR / name
 
 
 def atomic_save(obj: Any, path: str | os.PathLike[str]) -> None:
@@ -71,8 +79,9 @@ def build_model(ckpt: dict[str, Any], device: str | torch.device = "cpu") -> Rec
 
 
 def export(src: str | os.PathLike[str], dst: str | os.PathLike[str], *, half: bool = True) -> dict[str, Any]:
-    """Copy a training checkpoint to a shippable one: weights (fp16 when ``half``), config, codec and the
-    training summary; no optimizer or RNG state. Returns the exported dict."""
+    """The one exporter: a training checkpoint -> a shippable one: weights (fp16 when ``half``), config, codec and
+    the training summary; no optimizer or RNG state. Returns the exported dict (``perfrnn export``, and every
+    training run that reaches its last step)."""
     ckpt = load_raw(src)
     state = {k: (v.half() if half and v.is_floating_point() else v) for k, v in ckpt["state_dict"].items()}
     out = {"format_version": FORMAT_VERSION, "kind": ckpt["kind"], "model_config": ckpt["model_config"],

@@ -14,10 +14,10 @@ import math
 import os
 import signal
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 import torch
@@ -25,9 +25,13 @@ import torch.distributed as dist
 from torch import Tensor
 
 from performance_rnn.batches import Batch, TrainData
-from performance_rnn.checkpoint import atomic_save, model_payload
+from performance_rnn.checkpoint import atomic_save, export, load_raw, model_payload
+from performance_rnn.errors import CheckpointError
 from performance_rnn.heads import Head
 from performance_rnn.model import RecurrentModel
+
+if TYPE_CHECKING:
+    from performance_rnn.tasks import ModelSize, Task
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +109,7 @@ class _StopFlag:
         self.stop = False
         self._old: dict[int, Any] = {}
 
-    def __enter__(self) -> _StopFlag:
+    def __enter__(self) -> Self:
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:
                 self._old[sig] = signal.signal(sig, self._handle)
@@ -230,8 +234,7 @@ def train(
                        "tok_per_s": round((state["tokens"] - tick_tokens) / max(1e-9, now - tick_t), 1)}
                 tick_t, tick_tokens = now, state["tokens"]
                 run_nll, run_n = 0.0, 0
-                if val < state["best_val"]:
-                    state["best_val"] = val
+                state["best_val"] = min(state["best_val"], val)
                 write_log(row)
                 if progress and rank == 0:
                     progress(state["step"], cfg.steps, row)
@@ -248,3 +251,76 @@ def train(
     if dist.is_initialized():
         dist.barrier()
     return dict(state)
+
+
+# ---- one task, end to end: sizes from the checkpoint on resume, the loop, the export -----------------------------
+
+def size_of(ckpt: dict[str, Any], dropout: float | None = None) -> ModelSize:
+    """The architecture a checkpoint was trained with (its dropout unless ``dropout`` is given)."""
+    from performance_rnn.tasks import ModelSize
+
+    mc = ckpt["model_config"]
+    return ModelSize(layers=int(mc["num_layers"]), hidden=int(mc["hidden_size"]), embed=int(mc["embed_size"]),
+                     mixtures=int(ckpt.get("codec", {}).get("num_mixtures", 0)),
+                     dropout=float(mc.get("dropout", 0.0)) if dropout is None else dropout)
+
+
+def resolve_size(task: Task, given: Mapping[str, Any], source: str | os.PathLike[str] | None) -> ModelSize:
+    """The model size of a run: the task's defaults with the ``given`` flags (ModelSize field -> value) over
+    them, or, when the run continues from ``source`` (its last.pt or --init-from), that checkpoint's size.
+
+    Raises CheckpointError when ``source`` is another task's, and ValueError when a given flag contradicts it."""
+    if source is None:
+        return replace(task.defaults.size, **given)
+    ckpt = load_raw(source)
+    if ckpt["kind"] != task.name:
+        raise CheckpointError(f"{source}: a {ckpt['kind']!r} checkpoint, not a {task.name} one")
+    size = size_of(ckpt, given.get("dropout"))
+    clash = [f"--{name} {value} (it has {getattr(size, name)})" for name, value in given.items()
+             if name != "dropout" and value != getattr(size, name)]
+    if clash:
+        raise ValueError(f"{source} continues at its own size; drop or correct {', '.join(clash)}")
+    return size
+
+
+def train_task(
+    task: Task,
+    run_dir: str | os.PathLike[str],
+    cfg: TrainConfig,
+    *,
+    data: str | os.PathLike[str] | None,
+    size: Mapping[str, Any] | None = None,
+    options: Mapping[str, Any] | None = None,
+    init_from: str | os.PathLike[str] | None = None,
+    export_to: str | os.PathLike[str] | None = None,
+    progress: Callable[[int, int, dict[str, float]], None] | None = None,
+) -> dict[str, Any]:
+    """Train ``task`` in ``run_dir`` through the one loop, then export (fp16) to ``export_to`` if the run reached
+    ``cfg.steps``. ``size``: the ModelSize fields given explicitly; a run that resumes (``run_dir/last.pt``) or
+    starts from ``init_from`` takes its architecture from that checkpoint (contradicting ``size`` -> ValueError).
+    Weights are initialised from ``cfg.seed``. Returns the loop's final state, with "export" (the path or None)."""
+    last = Path(run_dir) / "last.pt"
+    source = last if last.exists() else init_from
+    model_size = resolve_size(task, dict(size or {}), source)
+    setup = task.training(None if data is None else Path(data), model_size, dict(options or {}))
+    init = None
+    if source is not None:
+        ckpt = load_raw(source)
+        mine = {k: v for k, v in asdict(setup.model_config).items() if k != "dropout"}
+        theirs = {k: v for k, v in ckpt["model_config"].items() if k != "dropout"}
+        if mine != theirs:
+            diff = ", ".join(f"{k} {theirs.get(k)} vs {v}" for k, v in mine.items() if theirs.get(k) != v)
+            raise ValueError(f"{source}: the checkpoint does not fit these data and options ({diff})")
+        if source != last:
+            init = ckpt["state_dict"]
+    torch.manual_seed(cfg.seed)
+    model = RecurrentModel(setup.model_config)
+    if init is not None:
+        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in init.items()})
+        log.info("starting from the weights of %s", source)
+    state = train(setup.data, model, setup.head, cfg, run_dir, kind=task.name, codec=setup.codec, extra=setup.extra,
+                  progress=progress)
+    done = export_to is not None and state["step"] >= cfg.steps and int(os.environ.get("RANK", "0")) == 0
+    if done:
+        export(last, export_to)
+    return {**state, "export": str(export_to) if done else None}

@@ -18,8 +18,9 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from midi_io.notes import PRIMER_MAX_NOTES, PRIMER_MAX_SECONDS
+from performance_rnn.checkpoint import SHIPPED_DIR
 
-DEFAULT_CHECKPOINTS_DIR = Path(__file__).resolve().parents[1] / "checkpoints"
+DEFAULT_CHECKPOINTS_DIR = SHIPPED_DIR  # the one shipped-checkpoints folder, found from the package
 _FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _HOST = re.compile(r"^([A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.?|[0-9A-Fa-f:.]+)$")
 _ORIGIN = re.compile(r"^https?://[^/\s]+/?$")

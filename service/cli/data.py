@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 
+from performance_rnn.tasks.music.defaults import DEFAULTS
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("folders", nargs="*", help="folders of .mid/.midi files (searched recursively), e.g. MAESTRO")
     p.add_argument("--music21", action="store_true", help="also use the score corpus bundled with music21")
-    p.add_argument("-o", "--out", default="data/music", help="dataset folder (default: data/music)")
+    p.add_argument("-o", "--out", default=str(DEFAULTS.data),
+                   help=f"dataset folder (default: {DEFAULTS.data}, where perfrnn train and eval look)")
     p.add_argument("--workers", type=int, default=2, help="parallel reader processes")
     p.add_argument("--timeout", type=int, default=60, help="seconds allowed per file before it is skipped")
     p.add_argument("--exclude", default="", help="comma-separated path substrings to leave out, e.g. essenFolksong")

@@ -9,10 +9,11 @@ import time
 from pathlib import Path
 
 from performance_rnn.codecs.controls import DENSITY_HELP, KEY_HELP
+from performance_rnn.tasks.music.defaults import DEFAULTS
 from service.cli.primer import primer_from_file
 from service.cli.render import add_audio_arguments, add_force_argument, audio_config
 
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[2] / "checkpoints" / "music.pt"
+DEFAULT_CHECKPOINT = DEFAULTS.checkpoint  # the shipped music.pt, found from the package (also play, jam)
 
 
 def add_weights_argument(p: argparse.ArgumentParser) -> None:

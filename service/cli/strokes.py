@@ -18,7 +18,8 @@ import numpy as np
 
 from performance_rnn.codecs.strokes import grid_svg
 from performance_rnn.errors import CodecError, PerformanceRNNError
-from performance_rnn.tasks.strokes.generate import DEFAULT_CHECKPOINT, generate_strokes, load_stroke_model, render_png
+from performance_rnn.tasks.strokes.defaults import DEFAULTS
+from performance_rnn.tasks.strokes.generate import generate_strokes, load_stroke_model, render_png
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +29,7 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("-o", "--output", default="strokes.svg", help=".svg or .png; '-' writes SVG to stdout")
     ap.add_argument("--force", action="store_true",
                     help="write into an existing device/FIFO or through a symbolic link instead of refusing")
-    ap.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT))
+    ap.add_argument("--checkpoint", default=str(DEFAULTS.checkpoint), help="(default: the shipped one)")
     ap.add_argument("-n", "--num", type=int, default=16, help="drawings in the grid")
     ap.add_argument("--cols", type=int, default=4)
     ap.add_argument("--temperature", type=float, default=0.4)

@@ -13,14 +13,15 @@ import logging
 import sys
 
 from performance_rnn.errors import PerformanceRNNError
-from performance_rnn.tasks.text.generate import DEFAULT_CHECKPOINT, generate_text, load_text_model
+from performance_rnn.tasks.text.defaults import DEFAULTS
+from performance_rnn.tasks.text.generate import generate_text, load_text_model
 
 log = logging.getLogger(__name__)
 
 
 def add_arguments(ap: argparse.ArgumentParser) -> None:
     """The ``perfrnn text`` flags."""
-    ap.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT))
+    ap.add_argument("--checkpoint", default=str(DEFAULTS.checkpoint), help="(default: the shipped one)")
     ap.add_argument("--prime", default="", help="text to continue (echoed); default: start at a line break")
     ap.add_argument("--length", type=int, default=500, help="characters to generate")
     ap.add_argument("--temperature", type=float, default=0.8, help="logits / T; 0 = greedy")

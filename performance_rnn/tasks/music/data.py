@@ -13,9 +13,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -23,7 +24,11 @@ import torch
 from midi_io.notes import Note
 from performance_rnn.batches import Batch
 from performance_rnn.codecs.controls import CONTROL_DIM, assemble_controls, event_control_parts
-from performance_rnn.codecs.performance import PerformanceCodecConfig, encode, notes_to_events
+from performance_rnn.codecs.performance import PerformanceCodecConfig, encode, notes_to_events, vocab_size
+from performance_rnn.config import ModelConfig
+from performance_rnn.errors import DataError
+from performance_rnn.heads import CategoricalHead
+from performance_rnn.tasks import ModelSize, TrainSetup
 from performance_rnn.tasks.music.build import load_split
 
 STRETCHES = (0.95, 0.975, 1.0, 1.025, 1.05)
@@ -80,9 +85,9 @@ class MusicData:
     """Train/validation/test windows from a dataset folder built by ``perfrnn data``."""
 
     def __init__(self, data_dir: str | os.PathLike[str], cfg: MusicDataConfig = MusicDataConfig(),
-                 codec: PerformanceCodecConfig = PerformanceCodecConfig(), *, workers: int = 1) -> None:
+                 codec: PerformanceCodecConfig | None = None, *, workers: int = 1) -> None:
         self.cfg = cfg
-        self.codec = codec
+        self.codec = PerformanceCodecConfig() if codec is None else codec
         self.data_dir = data_dir
         self.workers = workers
         self.names, self.pieces = load_split(data_dir, "train")
@@ -198,3 +203,21 @@ def _collate(rows: list[tuple[np.ndarray, np.ndarray | None, bool]], conditioned
             else:
                 controls[i, :, 0] = 1.0  # the disable flag; the rest stays zero
     return Batch(inputs, targets, controls, mask)
+
+
+def training_setup(data: Path | None, size: ModelSize, options: Mapping[str, Any]) -> TrainSetup:
+    """The dataset folder ``data`` (built by ``perfrnn data``), conditioned and augmented unless ``options`` say
+    ``no_controls`` / ``no_augment`` / ``no_stretch``; a ``size`` LSTM over the Performance vocabulary."""
+    if data is None:
+        raise DataError("music trains on a dataset folder built by perfrnn data (--data DIR)")
+    codec = PerformanceCodecConfig()
+    cfg = MusicDataConfig(conditioned=not options.get("no_controls", False),
+                          augment=not options.get("no_augment", False), stretch=not options.get("no_stretch", False))
+    music = MusicData(data, cfg, codec, workers=2)
+    v = vocab_size(codec)
+    config = ModelConfig(input_size=v, embed_size=size.embed, hidden_size=size.hidden, num_layers=size.layers,
+                         control_size=CONTROL_DIM if cfg.conditioned else 0, output_size=v, dropout=size.dropout)
+    manifest = Path(data) / "manifest.json"
+    summary = json.loads(manifest.read_text()).get("splits") if manifest.exists() else None
+    extra = {"data": {"dir": str(data), "config": asdict(cfg), "summary": summary}}
+    return TrainSetup(music, config, CategoricalHead(v), {"name": "performance", **asdict(codec)}, extra)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import importlib.util
 import re
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,13 +35,15 @@ from performance_rnn.codecs.strokes import (
     scale_factor,
     stroke3_to_stroke5,
 )
+from performance_rnn.config import ModelConfig
 from performance_rnn.errors import DataError
+from performance_rnn.heads.mixture import StrokeMixtureHead
+from performance_rnn.tasks import ModelSize, TrainSetup
 
 RDP_EPSILON = 1.0
 SAMPLES_PER_CURVE = 8
 MAX_POINTS = 200  # sketch-rnn advises < 250; KanjiVG at epsilon 1.0 stays far below
 CANVAS = 109.0  # KanjiVG's viewBox side
-DEFAULT_CACHE = Path("data/kanjivg-rdp1.0.npz")  # converted once (~2 min), then read in a second
 _PATH_D = re.compile(r'<path\b[^>]*?\sd="([^"]+)"', re.DOTALL)
 
 
@@ -166,66 +168,13 @@ def codec_dict(factor: float, num_mixtures: int) -> dict[str, object]:
             "sigma_rule": "sqrt", "rdp_epsilon": RDP_EPSILON, "canvas": CANVAS}
 
 
-
-def train_model(run_dir: str | Path, cfg: Any, *, hidden: int = 384, layers: int = 1, mixtures: int = 20,
-                dropout: float = 0.0, seed: int = 0, cache: str | Path | None = DEFAULT_CACHE,
-                export: str | Path | None = None) -> dict[str, Any]:
-    """Build the data and a fresh (or resumed) model and run the one training loop (``cfg``: TrainConfig;
-    its ``window`` caps the steps per drawing). Exports a half-precision checkpoint when the run completes."""
-    from performance_rnn.config import ModelConfig
-    from performance_rnn.evaluate_siblings import export_checkpoint
-    from performance_rnn.heads.mixture import StrokeMixtureHead
-    from performance_rnn.model import RecurrentModel
-    from performance_rnn.train import train
-
-    data = build(cache=cache)
-    head = StrokeMixtureHead(mixtures)
-    mcfg = ModelConfig(input_kind="vectors", input_size=5, hidden_size=hidden, num_layers=layers,
-                       output_size=head.num_params, dropout=dropout)
-    torch.manual_seed(seed)  # an entry point, not library code: weight init follows the seed
+def training_setup(data: Path | None, size: ModelSize, options: Mapping[str, Any]) -> TrainSetup:
+    """KanjiVG through the cache file ``data`` (written on first use; None: no cache), a ``size`` LSTM over
+    stroke-5 vectors and its ``size.mixtures``-Gaussian head."""
+    strokes = build(cache=data)
+    head = StrokeMixtureHead(size.mixtures)
+    config = ModelConfig(input_kind="vectors", input_size=5, hidden_size=size.hidden, num_layers=size.layers,
+                         output_size=head.num_params, dropout=size.dropout)
     split = {"rule": "crc32(f'{code_point:05x}') % 100: <5 test, <10 validation",
-             "sizes": {s: len(v) for s, v in data.splits.items()}}
-    state = train(data, RecurrentModel(mcfg), head, cfg, run_dir, kind="strokes",
-                  codec=codec_dict(data.factor, mixtures), extra={"split": split})
-    if export and state["step"] >= cfg.steps:
-        export_checkpoint(Path(run_dir) / "last.pt", export)
-    return state
-
-
-def main_train(argv: list[str] | None = None) -> int:
-    """Train the stroke model (resumable from RUN_DIR/last.pt), then export a half-precision checkpoint."""
-    import argparse
-    import json
-    import logging
-
-    from performance_rnn.train import TrainConfig
-
-    ap = argparse.ArgumentParser(prog="python -m performance_rnn.tasks.strokes.data", description=main_train.__doc__)
-    ap.add_argument("--run-dir", default="runs/strokes")
-    ap.add_argument("--export", default="checkpoints/strokes.pt", help="half-precision checkpoint to write at the end")
-    ap.add_argument("--cache", default=str(DEFAULT_CACHE), help="converted-data cache ('' = none)")
-    ap.add_argument("--steps", type=int, default=1800)
-    ap.add_argument("--batch-size", type=int, default=64)
-    ap.add_argument("--hidden", type=int, default=384)
-    ap.add_argument("--layers", type=int, default=1)
-    ap.add_argument("--mixtures", type=int, default=20)
-    ap.add_argument("--dropout", type=float, default=0.0)
-    ap.add_argument("--lr", type=float, default=2e-3)
-    ap.add_argument("--eval-every", type=int, default=200)
-    ap.add_argument("--max-minutes", type=float, default=0.0)
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--device", default="cpu")
-    args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, window=MAX_POINTS + 1, lr=args.lr,
-                      eval_every=args.eval_every, eval_batches=0, max_minutes=args.max_minutes, seed=args.seed,
-                      device=args.device, threads=args.threads, clip_norm=1.0)
-    state = train_model(args.run_dir, cfg, hidden=args.hidden, layers=args.layers, mixtures=args.mixtures,
-                        dropout=args.dropout, seed=args.seed, cache=args.cache or None, export=args.export or None)
-    print(json.dumps({"step": state["step"], "best_val_nll": state["best_val"], "wall_s": round(state["wall_s"], 1)}))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main_train())
+             "sizes": {s: len(v) for s, v in strokes.splits.items()}}
+    return TrainSetup(strokes, config, head, codec_dict(strokes.factor, size.mixtures), {"split": split})

@@ -25,10 +25,10 @@ from performance_rnn.config import SamplingConfig
 from performance_rnn.errors import CheckpointError, CodecError, PerformanceRNNError
 from performance_rnn.heads.mixture import StrokeMixtureHead
 from performance_rnn.model import RecurrentModel
+from performance_rnn.tasks.strokes.defaults import DEFAULTS
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CHECKPOINT = "checkpoints/strokes.pt"
 MAX_POINTS = 250  # a drawing that has not ended by then is cut (KanjiVG's longest is 81 points)
 
 
@@ -41,7 +41,7 @@ class StrokeModel:
     meta: dict[str, Any]
 
 
-def load_stroke_model(path: str | os.PathLike[str] = DEFAULT_CHECKPOINT, device: str = "cpu") -> StrokeModel:
+def load_stroke_model(path: str | os.PathLike[str] = DEFAULTS.checkpoint, device: str = "cpu") -> StrokeModel:
     ckpt = load_raw(path)
     codec = ckpt["codec"]
     if ckpt["kind"] != "strokes" or codec.get("name") != "strokes":

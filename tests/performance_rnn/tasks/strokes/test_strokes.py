@@ -12,12 +12,12 @@ from performance_rnn.checkpoint import atomic_save, model_payload
 from performance_rnn.codecs.strokes import END, S0
 from performance_rnn.config import ModelConfig, SamplingConfig
 from performance_rnn.errors import CodecError, DataError
-from performance_rnn.evaluate_siblings import stroke_nll
 from performance_rnn.heads import BatchSampling
 from performance_rnn.heads.mixture import StrokeMixtureHead
 from performance_rnn.model import RecurrentModel
 from performance_rnn.tasks.strokes import data
 from performance_rnn.tasks.strokes import generate as strokegen
+from performance_rnn.tasks.strokes.evaluate import stroke_nll
 from service.cli import main as perfrnn
 
 

