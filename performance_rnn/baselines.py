@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 DEFAULT_MAX_ORDER = 6  # the largest order ``perfrnn eval`` tries on validation (music events and text characters)
 
@@ -58,7 +58,7 @@ class NGram:
             p = max(c - self.discount, 0.0) / c_ctx + self.discount * self.types[k][ctx] / c_ctx * p
         return p
 
-    def nll(self, windows: Sequence[Sequence[int]], order: int | None = None) -> float:
+    def nll(self, windows: Iterable[Iterable[int]], order: int | None = None) -> float:
         """Mean -log p per predicted token; in each window every token after the first is predicted. ``order``
         scores as the n-gram of that lower order (one fit serves every order up to the fitted one)."""
         k = min(self.order, order or self.order)

@@ -7,6 +7,7 @@ again with the same ``run_dir`` continues from it as if never stopped. Checkpoin
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import logging
@@ -67,7 +68,7 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     return cfg.lr * (cfg.lr_min_ratio + (1 - cfg.lr_min_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def batch_loss(model: torch.nn.Module, head: Head, batch: Batch, device: torch.device,
+def batch_loss(model: Callable[..., tuple[Tensor, Any]], head: Head, batch: Batch, device: torch.device,
                amp: str = "none") -> tuple[Tensor, Tensor]:
     """-> (sum of negative log-likelihood, number of scored steps)."""
     controls = None if batch.controls is None else batch.controls.to(device)
@@ -111,10 +112,8 @@ class _StopFlag:
 
     def __enter__(self) -> Self:
         for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
+            with contextlib.suppress(ValueError):  # not the main thread: no handler
                 self._old[sig] = signal.signal(sig, self._handle)
-            except ValueError:  # not the main thread
-                pass
         return self
 
     def _handle(self, signum: int, frame: object) -> None:
@@ -321,6 +320,6 @@ def train_task(
     state = train(setup.data, model, setup.head, cfg, run_dir, kind=task.name, codec=setup.codec, extra=setup.extra,
                   progress=progress)
     done = export_to is not None and state["step"] >= cfg.steps and int(os.environ.get("RANK", "0")) == 0
-    if done:
+    if done and export_to is not None:
         export(last, export_to)
     return {**state, "export": str(export_to) if done else None}

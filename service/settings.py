@@ -52,15 +52,15 @@ class Settings(BaseSettings):
     max_live_seconds: float = Field(1800.0, gt=0)  # a live stream or port session ends after this much music
     max_upload_bytes: int = Field(1 << 20, ge=1024)  # request bodies, primer uploads included (413 beyond)
     max_primer_seconds: float = Field(PRIMER_MAX_SECONDS, gt=0)  # an uploaded primer keeps its last N seconds
-    max_primer_notes: int = Field(PRIMER_MAX_NOTES, ge=1, le=100_000)  # ... and of those its last N notes (~5 tokens each)
+    max_primer_notes: int = Field(PRIMER_MAX_NOTES, ge=1, le=100_000)  # ... and of those its last N notes (~5 tokens)
     render_timeout_s: float = Field(60.0, gt=0)  # a render still unfinished after this answers 503
     parse_timeout_s: float = Field(10.0, gt=0, le=120)  # an upload not parsed in this long is refused (422)
 
     lookahead_s: float = Field(0.2, ge=0.01, le=5.0)  # live music generated ahead of the wall clock
     session_lease_s: float = Field(120.0, gt=0)  # a port session its owner has not touched for this long stops
     port_api: str | None = None  # rtmidi API for port sessions: None = platform default, "jack", "alsa"
-    limit_concurrency: int = Field(256, ge=1)  # HTTP requests in flight beyond this get 503 (idle connections don't count)
-    idle_timeout_s: float = Field(5.0, gt=0, le=300)  # a connection silent this long (before or between requests) closes
+    limit_concurrency: int = Field(256, ge=1)  # HTTP requests in flight beyond this get 503 (idle connections: no)
+    idle_timeout_s: float = Field(5.0, gt=0, le=300)  # a connection silent this long (before/between requests) closes
     live_start_timeout_s: float = Field(10.0, gt=0, le=120)  # a WebSocket must send its start message this soon
     live_send_timeout_s: float = Field(10.0, gt=0, le=120)  # a WebSocket client that reads nothing this long is dropped
 

@@ -38,7 +38,8 @@ def run(args: argparse.Namespace) -> int:
 
     summary = build_dataset(args.out, folders=args.folders, music21_corpus=args.music21, midi_reader=read_notes,
                             workers=args.workers, timeout_s=args.timeout, limit=args.limit,
-                            exclude=tuple(x for x in args.exclude.split(",") if x), progress=progress, group_by_folder=args.group_by_folder)
+                            exclude=tuple(x for x in args.exclude.split(",") if x), progress=progress,
+                            group_by_folder=args.group_by_folder)
     bar.close()
     print(f"dataset in {args.out}: {summary['files']} files, {summary['skipped']} skipped "
           f"(reasons in {args.out}/manifest.json)")

@@ -118,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
                                              density_nps=args.density, key=args.key,
                                              include_primer=args.include_primer,
                                              keyboard_mask=not args.no_keyboard_mask)
-    for path, notes in zip(paths, performances):
+    for path, notes in zip(paths, performances, strict=True):
         end = max([n.end_s for n in notes] + [args.seconds + (primer_s if args.include_primer else 0.0)])
         midi = notes_to_midi_bytes(notes, end_s=end)
         if audio is None:

@@ -2,8 +2,9 @@
 
 CC mapping (default ``21=temperature,22=density,23=key,24=response_length,25=conditioning,26=panic,
 27=end_phrase``; change it with ``--cc-map``): temperature 0.1..2.0 linear; density 1..64 notes/s
-(exponential; see ``perfrnn generate --help`` for how far a model follows); key = pitch class (major scale); response length 0.25 s per step (0 = as long as the phrase);
-conditioning on at >= 64; panic and end-phrase act on press.
+(exponential; see ``perfrnn generate --help`` for how far a model follows); key = pitch class (major scale);
+response length 0.25 s per step (0 = as long as the phrase); conditioning on at >= 64; panic and end-phrase
+act on press.
 """
 
 from __future__ import annotations

@@ -53,7 +53,7 @@ def test_eval_midi_folder(baby_checkpoint: Path, midi_dir: Path, capsys: pytest.
     assert "listening" not in out
 
 
-@pytest.mark.parametrize("weights, tolerance", [("float32", 1e-4), ("int8", 0.05)])
+@pytest.mark.parametrize(("weights", "tolerance"), [("float32", 1e-4), ("int8", 0.05)])
 def test_eval_through_the_inference_step(baby_checkpoint: Path, midi_dir: Path, capsys: pytest.CaptureFixture[str],
                                          weights: str, tolerance: float) -> None:
     """--weights scores one step at a time through the inference step: float32 agrees with the training model's
@@ -93,7 +93,7 @@ def test_eval_split_still_reports_baselines(baby_checkpoint: Path, music_dataset
     assert all(math.isfinite(out[k]) for k in ("model_nll", "model_nll_with_controls", "ngram_nll", "unigram_nll"))
 
 
-@pytest.mark.parametrize("extra, message", [
+@pytest.mark.parametrize(("extra", "message"), [
     (["--data", "x"], "drop --data"),
     (["--split", "test"], "drop --split"),
     (["--seconds", "3"], "only for generated clips"),

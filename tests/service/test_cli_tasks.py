@@ -106,9 +106,10 @@ def test_train_strokes_takes_strokes_defaults_and_evaluates(tmp_path: Path) -> N
     assert a["points"] == b["points"] > 0 and a["nll_per_point"] == pytest.approx(b["nll_per_point"], abs=0.05)
 
 
-@pytest.mark.parametrize("argv, needle", [
+@pytest.mark.parametrize(("argv", "needle"), [
     (["train", "--task", "text", "--mixtures", "3"], "--mixtures: not a flag of --task text"),
-    (["train", "--task", "strokes", "--no-controls", "--embed", "8"], "--embed, --no-controls: not a flag of --task strokes"),
+    (["train", "--task", "strokes", "--no-controls", "--embed", "8"],
+     "--embed, --no-controls: not a flag of --task strokes"),
     (["eval", "--task", "strokes", "--max-order", "3"], "--max-order: not a flag of --task strokes"),
     (["eval", "--task", "text", "--generated", "2"], "--generated: not a flag of --task text"),
     (["eval", "--no-baseline"], "--no-baseline: not a flag of --task music"),

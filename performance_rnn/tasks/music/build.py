@@ -46,7 +46,7 @@ def _parse_one(source: Source, midi_reader: Callable[[str], list[Note]], cache_d
     signal.alarm(timeout_s)
     try:
         pieces = list(read_source(source, midi_reader))
-    except Exception as exc:  # any reader failure skips the file with its reason; the build goes on
+    except Exception as exc:  # noqa: BLE001 - any reader failure skips the file with its reason; the build goes on
         return source, f"{type(exc).__name__}: {exc}"[:300], 0
     finally:
         signal.alarm(0)
@@ -88,7 +88,8 @@ def build_dataset(
     if limit:
         sources = sources[:limit]
     if not sources:
-        raise DataError(f"no MIDI files found under {folders}" + (" and no music21 corpus" if not music21_corpus else ""))
+        corpus = "" if music21_corpus else " and no music21 corpus"
+        raise DataError(f"no MIDI files found under {folders}{corpus}")
     work = partial(_parse_one, midi_reader=midi_reader, cache_dir=str(cache_dir), timeout_s=timeout_s)
     skipped: list[dict[str, str]] = []
     done = 0
@@ -105,7 +106,7 @@ def build_dataset(
         with np.load(cache) as z:
             names = json.loads(str(z["names"]))
             chunks = np.split(z["notes"], np.cumsum(z["lengths"])[:-1])
-        for name, arr in zip(names, chunks):
+        for name, arr in zip(names, chunks, strict=True):
             s = split_of(group_of(name, folders) if group_by_folder else name)
             split_names[s].append(name)
             split_notes[s].append(arr)

@@ -24,7 +24,13 @@ import torch
 from midi_io.notes import Note
 from performance_rnn.batches import Batch
 from performance_rnn.codecs.controls import CONTROL_DIM, assemble_controls, event_control_parts
-from performance_rnn.codecs.performance import PerformanceCodecConfig, encode, notes_to_events, vocab_size
+from performance_rnn.codecs.performance import (
+    PerformanceCodecConfig,
+    encode,
+    notes_to_events,
+    token_layout,
+    vocab_size,
+)
 from performance_rnn.config import ModelConfig
 from performance_rnn.errors import DataError
 from performance_rnn.heads import CategoricalHead
@@ -33,7 +39,6 @@ from performance_rnn.tasks.music.build import load_split
 
 STRETCHES = (0.95, 0.975, 1.0, 1.025, 1.05)
 TRANSPOSITIONS = tuple(range(-3, 4))
-NOTE_ON, NOTE_OFF = 0, 128  # first ids of the two note ranges
 
 
 @dataclass(frozen=True)
@@ -68,7 +73,7 @@ def encode_compact(notes: np.ndarray, codec: PerformanceCodecConfig, *, stretch:
     keep = (pitches >= 0) & (pitches <= 127)
     t0 = float(notes[:, 2].min()) if len(notes) else 0.0
     note_list = [Note(int(p), int(v), (s - t0) * stretch, (e - t0) * stretch)
-                 for p, v, s, e in zip(pitches[keep], notes[keep, 1], notes[keep, 2], notes[keep, 3])]
+                 for p, v, s, e in zip(pitches[keep], notes[keep, 1], notes[keep, 2], notes[keep, 3], strict=True)]
     events = notes_to_events(note_list, codec)
     dens, hist = event_control_parts(events, codec)
     kept = pitches[keep]
@@ -137,10 +142,11 @@ class MusicData:
         shift = 0
         if self.cfg.augment:
             shift = int(rng.choice(TRANSPOSITIONS))
-            if not (0 <= piece.low + shift and piece.high + shift <= 127):
+            if not (piece.low + shift >= 0 and piece.high + shift <= 127):
                 shift = 0
-        if shift:
-            notes = tokens < 256
+        if shift:  # NOTE_ON and NOTE_OFF ids move with the pitch; the rest stay
+            on, off = token_layout(self.codec).note_on, token_layout(self.codec).note_off
+            notes = ((tokens >= on.start) & (tokens < on.stop)) | ((tokens >= off.start) & (tokens < off.stop))
             tokens = np.where(notes, tokens + shift, tokens)
         enabled = bool(rng.random() >= self.cfg.control_dropout)
         controls = None
@@ -179,7 +185,7 @@ def _unpack(z: np.lib.npyio.NpzFile, n_stretch: int, n_pieces: int) -> list[list
     starts = ends - z["lengths"]
     tokens, density, histogram, ranges = z["tokens"], z["density"], z["histogram"], z["range"]
     flat = [EncodedPiece(tokens[a:b], density[a:b], histogram[a:b], int(lo), int(hi))
-            for a, b, (lo, hi) in zip(starts, ends, ranges)]
+            for a, b, (lo, hi) in zip(starts, ends, ranges, strict=True)]
     return [flat[i * n_pieces : (i + 1) * n_pieces] for i in range(n_stretch)]
 
 

@@ -148,7 +148,7 @@ def pick_real_clips(pieces: Sequence[np.ndarray], seconds: float, cap: int = MAX
     total = sum(counts)
     chosen = set(range(total)) if total <= cap else set(np.linspace(0, total - 1, cap).round().astype(int).tolist())
     clips, first = [], 0
-    for piece, count in zip(pieces, counts):
+    for piece, count in zip(pieces, counts, strict=True):
         wanted = [i - first for i in range(first, first + count) if i in chosen]
         first += count
         if wanted:

@@ -124,7 +124,7 @@ class StrokeData:
         picks = rng.integers(0, len(train), size=batch_size)
         stretch = rng.uniform(1 - self.random_scale, 1 + self.random_scale, size=(batch_size, 2))
         drawings = []
-        for i, (sx, sy) in zip(picks, stretch):
+        for i, (sx, sy) in zip(picks, stretch, strict=True):
             d = train[i].copy()
             d[:, 0] *= sx
             d[:, 1] *= sy
@@ -156,7 +156,7 @@ def build(root: Path | None = None, limit: int = 0, cache: str | Path | None = N
                 arrays[f"{s}_points"] = np.concatenate(drawings) if drawings else np.zeros((0, 3), np.float32)
                 arrays[f"{s}_cuts"] = np.cumsum([len(d) for d in drawings])[:-1]
             Path(cache).parent.mkdir(parents=True, exist_ok=True)
-            np.savez_compressed(cache, **arrays)
+            np.savez_compressed(cache, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds as bool
     factor = scale_factor(raw["train"][1])
     return StrokeData(factor, {s: [scale(d, factor) for d in ds] for s, (_, ds) in raw.items()},
                       {s: list(ns) for s, (ns, _) in raw.items()})

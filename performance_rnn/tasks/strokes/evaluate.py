@@ -27,6 +27,8 @@ def stroke_nll(model: RecurrentModel, head: StrokeMixtureHead, batches: Iterator
     pen_sum = off_sum = 0.0
     steps = drawings = 0
     for b in batches:
+        if b.mask is None:
+            raise ValueError("stroke evaluation needs masked batches (eval_batches gives them)")
         params, _ = model(b.inputs.to(device))
         targets, mask = b.targets.to(device), b.mask.to(device).float()
         full = -head.log_prob(params, targets)  # (B, T)

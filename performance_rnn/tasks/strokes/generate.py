@@ -61,7 +61,8 @@ def parse_partial(rows: Any) -> np.ndarray:
     except (TypeError, ValueError) as exc:
         raise CodecError(f"a partial drawing must be a list of [dx, dy, p] rows: {exc}") from exc
     if arr.ndim != 2 or arr.shape[1] != 3 or len(arr) == 0 or not np.isfinite(arr).all():
-        raise CodecError(f"a partial drawing must be a non-empty list of finite [dx, dy, p] rows, got shape {arr.shape}")
+        raise CodecError(f"a partial drawing must be a non-empty list of finite [dx, dy, p] rows, "
+                         f"got shape {arr.shape}")
     if not np.isin(arr[:, 2], (0.0, 1.0)).all():
         raise CodecError("the pen value p of a partial drawing must be 0 or 1")
     return arr

@@ -45,7 +45,8 @@ def ngram_baseline(data: TextData, split: str, max_order: int) -> dict[str, Any]
     val = [ids.tolist() for ids in data.plays["validation"].values()]
     by_order = {order: lm.nll(val, order) for order in range(1, max_order + 1)}
     best = min(by_order, key=by_order.__getitem__)
-    nll = by_order[best] if split == "validation" else lm.nll([ids.tolist() for ids in data.plays[split].values()], best)
+    held_out = [ids.tolist() for ids in data.plays[split].values()]
+    nll = by_order[best] if split == "validation" else lm.nll(held_out, best)
     return {"ngram_order": best, "ngram_validation_nats_by_order": {k: round(v, 4) for k, v in by_order.items()},
             "ngram_nats_per_char": round(nll, 4), "ngram_bits_per_char": round(nll / math.log(2), 4)}
 

@@ -88,5 +88,5 @@ def test_a_corpus_build_reads_real_pieces_into_the_splits(tmp_path: Path) -> Non
     _, arrays = load_split(tmp_path, "train")
     for a in arrays:  # (pitch, velocity, start_s, end_s): a four-part chorale at the score's dynamics
         assert len(a) > 100 and set(a[:, 1]) == {DEFAULT_VELOCITY} and (a[:, 3] > a[:, 2]).all()
-        assert 36 <= a[:, 0].min() and a[:, 0].max() <= 84
+        assert a[:, 0].min() >= 36 and a[:, 0].max() <= 84
     assert json.loads((tmp_path / "manifest.json").read_text())["files"] == 3

@@ -56,7 +56,7 @@ def test_windows_are_slices_of_the_cached_encoding_with_consistent_augmentation(
     data = MusicData(music_dataset, MusicDataConfig(control_dropout=0.0))
     assert list(Path(music_dataset).glob("encoded-train-*.npz")), "the encoding is cached beside the dataset"
     again = MusicData(music_dataset, MusicDataConfig(control_dropout=0.0))  # from the cache: the same arrays
-    assert all(np.array_equal(a.tokens, b.tokens) for a, b in zip(data.encoded[0], again.encoded[0]))
+    assert all(np.array_equal(a.tokens, b.tokens) for a, b in zip(data.encoded[0], again.encoded[0], strict=True))
     rng = np.random.default_rng(3)
     for _ in range(20):
         tokens, controls, enabled = data._train_window(64, rng)

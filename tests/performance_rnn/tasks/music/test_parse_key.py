@@ -39,7 +39,7 @@ def test_flats_are_their_enharmonic_sharps_and_relative_keys_differ() -> None:
 
 @pytest.mark.parametrize("bad", ["H", "", "m", "C##", "Cb minor", "E# major", "C dorian", "12", "minor"])
 def test_a_bad_key_is_a_clear_value_error(bad: str) -> None:
-    with pytest.raises(ValueError) as err:
+    with pytest.raises(ValueError, match="unknown key") as err:
         parse_key(bad)
     message = str(err.value)
     assert repr(bad) in message and "use e.g. C, F#, Bb, 'A minor', Am" in message and "\n" not in message

@@ -102,7 +102,7 @@ def test_histogram_overlap() -> None:
     assert histogram_overlap(a, a) == 1.0
     assert histogram_overlap(a, b) == 0.0
     assert histogram_overlap([2.0, 2.0] + [0.0] * 10, a) == pytest.approx(0.5)  # normalized first
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="differ in shape"):
         histogram_overlap(a, [1.0])
 
 

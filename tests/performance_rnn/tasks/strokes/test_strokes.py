@@ -40,9 +40,9 @@ def _tiny_model(m=3, hidden=8, seed=0):
 
 def test_num_params_and_validation():
     assert StrokeMixtureHead(20).num_params == 123
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="num_mixtures must be >= 1"):
         StrokeMixtureHead(0)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="sigma_rule must be"):
         StrokeMixtureHead(2, sigma_rule="graves")
 
 
@@ -53,7 +53,7 @@ def test_log_prob_matches_direct_numpy_computation():
     targets = np.array([[0.3, -0.2, 1, 0, 0], [1.1, 0.4, 0, 1, 0], [-0.5, 0.9, 1, 0, 0], [0, 0, 0, 0, 1]],
                        dtype=np.float32)
     got = StrokeMixtureHead(m).log_prob(torch.from_numpy(raw), torch.from_numpy(targets)).numpy()
-    for row, t, g in zip(raw.astype(np.float64), targets, got):
+    for row, t, g in zip(raw.astype(np.float64), targets, got, strict=True):
         pen = row[:3]
         pi, mx, my, lsx, lsy, rr = row[3:].reshape(6, m)
         w = np.exp(pi) / np.exp(pi).sum()
@@ -74,7 +74,7 @@ def test_temperature_zero_gives_the_mode():
     np.testing.assert_allclose(out.numpy(), [[-1.5, 2.25, 0, 1, 0]] * 2)  # best component's mean, pen "up"
 
 
-@pytest.mark.parametrize("rule,expect", [("sqrt", lambda tau: math.sqrt(tau)), ("linear", lambda tau: tau)])
+@pytest.mark.parametrize(("rule", "expect"), [("sqrt", math.sqrt), ("linear", lambda tau: tau)])
 def test_sigma_scales_with_the_documented_rule(rule, expect):
     tau, n = 0.25, 3000
     p = _params(1, pen=[0, 0, -30], pi=[0], mux=[1.0], muy=[-2.0], lsx=[math.log(2.0)], lsy=[math.log(0.5)],
@@ -126,7 +126,7 @@ def test_state_is_carried_across_steps(monkeypatch):
     monkeypatch.setattr(model, "step", lambda inputs, state=None, controls=None: real_step(inputs, None, controls))
     zeroed = [o.clone() for o, _ in sampling.generate(model, head, [primer], cfg, sampling.generators_from_seeds([0]),
                                                      max_steps=6)]
-    assert not all(torch.equal(a, b) for a, b in zip(outs, zeroed))
+    assert not all(torch.equal(a, b) for a, b in zip(outs, zeroed, strict=True))
 
 
 @pytest.fixture
@@ -152,10 +152,11 @@ def test_generate_strokes_deterministic_per_seed_and_per_stream(ckpt):
     a = strokegen.generate_strokes(ckpt, n=3, temperature=0.6, seed=5, max_points=20)
     b = strokegen.generate_strokes(ckpt, n=3, temperature=0.6, seed=5, max_points=20)
     c = strokegen.generate_strokes(ckpt, n=1, temperature=0.6, seed=6, max_points=20)
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=True):
         np.testing.assert_array_equal(x, y)
     np.testing.assert_allclose(a[1], c[0], rtol=1e-5, atol=1e-4)  # stream i: seed + i, whatever its batch
-    assert not all(np.array_equal(x, y) for x, y in zip(a, strokegen.generate_strokes(ckpt, 3, 0.6, 9, None, 20)))
+    other_seed = strokegen.generate_strokes(ckpt, 3, 0.6, 9, None, 20)
+    assert not all(np.array_equal(x, y) for x, y in zip(a, other_seed, strict=True))
 
 
 def test_partial_drawing_is_continued(ckpt):
@@ -213,7 +214,7 @@ def test_kanjivg_file_to_stroke3():
         pytest.skip("kanjivg is not installed")
     s3 = data.svg_to_stroke3((root / "04e8c.svg").read_text(encoding="utf-8"))  # 二: two strokes
     assert s3[:, 2].sum() == 2 and s3[-1, 2] == 1
-    assert 0 < np.cumsum(s3[:, :2], 0).min() and np.cumsum(s3[:, :2], 0).max() < 109
+    assert np.cumsum(s3[:, :2], 0).min() > 0 and np.cumsum(s3[:, :2], 0).max() < 109
 
 
 def test_music_text_and_strokes_heads_all_run_through_sampling_advance(monkeypatch):
@@ -251,7 +252,7 @@ def test_build_from_a_folder_of_svgs_and_its_cache(tmp_path):
     assert len(first.splits["train"]) == 4 and len(first.splits["test"]) == 1 and not first.splits["validation"]
     assert again.factor == pytest.approx(first.factor)
     assert first.names["train"][:2] == [f"{cps[0]:05x}-Kaisho.svg", f"{cps[0]:05x}.svg"]
-    for a, b in zip(first.splits["train"], again.splits["train"]):
+    for a, b in zip(first.splits["train"], again.splits["train"], strict=True):
         np.testing.assert_allclose(a, b)
     offsets = np.concatenate([d[:, :2] for d in first.splits["train"]])
     assert np.std(offsets) == pytest.approx(1.0, rel=1e-5)  # scaled by the one factor

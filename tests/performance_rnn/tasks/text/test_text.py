@@ -17,7 +17,8 @@ from performance_rnn.tasks.text import generate as textgen
 from performance_rnn.tasks.text.evaluate import ngram_baseline, text_nll
 from service.cli import main as perfrnn
 
-PLAY_MD = """# A Play
+HARD_BREAK = "  "  # a Markdown hard break: the trailing spaces under test
+PLAY_MD = f"""# A Play
 
 ## ACT I
 
@@ -26,14 +27,14 @@ PLAY_MD = """# A Play
 _Enter SAMPSON and GREGORY, of the house of Capulet, armed with swords and
 bucklers_
 
-**SAMPSON**  
-Gregory, o' my word, we'll not carry coals.  
-_\\[Aside]_  
+**SAMPSON**{HARD_BREAK}
+Gregory, o' my word, we'll not carry coals.{HARD_BREAK}
+_\\[Aside]_{HARD_BREAK}
 I strike quickly — being moved.
 
 
 
-**ROMEO**  
+**ROMEO**{HARD_BREAK}
 *Exit.*
 """
 

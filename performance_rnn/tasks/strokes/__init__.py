@@ -1,0 +1,1 @@
+"""The pen-stroke mixture-density model (KanjiVG kanji): defaults.py, data.py, generate.py, evaluate.py."""

@@ -1,0 +1,1 @@
+"""The character-level text model (Shakespeare): defaults.py, data.py, generate.py, evaluate.py."""
