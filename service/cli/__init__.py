@@ -15,7 +15,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("service.cli.data", "build a music dataset from MIDI folders and/or music21's corpus"),
     "train": ("service.cli.train", "train the music, text or stroke model (resumes; works under torchrun)"),
     "export": ("service.cli.export", "make a small shippable checkpoint from a training one"),
-    "eval": ("service.cli.evaluate", "held-out NLL of a checkpoint (--task music|text|strokes) beside n-gram baselines"),
+    "eval": ("service.cli.evaluate", "held-out NLL of a checkpoint (--task music|text|strokes) and n-gram baselines"),
     "text": ("service.cli.text", "generate Shakespeare-like text"),
     "strokes": ("service.cli.strokes", "draw kanji-like pen strokes as SVG"),
     "ports": ("service.cli.ports", "list MIDI ports"),
