@@ -12,6 +12,7 @@ import mido
 from midi_io.capture import CaptureConfig, PhraseCapture
 from performance_rnn.tasks.music.generate import load_music, music_engine
 from service.jam import Jam, JamConfig
+from testing.waiting import wait_until
 
 
 class RecordingPort:
@@ -23,15 +24,6 @@ class RecordingPort:
 
     def close(self) -> None:
         pass
-
-
-def _wait(cond, timeout_s: float = 10.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while not cond():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.005)
-    return True
 
 
 def _play(jam: Jam, pitches: list[int]) -> None:
@@ -54,13 +46,13 @@ def test_call_mode_answers_from_the_stream_that_heard_the_phrase(baby_checkpoint
         _play(jam, [60, 62])  # too short for a call
         short = jam.listening
         assert short is not None and engine.active == 1  # opened at the first note, paused
-        assert _wait(lambda: jam.listening is None and engine.active == 0)  # let go with the phrase
+        assert wait_until(lambda: jam.listening is None and engine.active == 0)  # let go with the phrase
         assert short.closed.is_set() and jam.responses == 0
 
         _play(jam, [60, 64, 67, 72])
         heard = jam.listening
         assert heard is not None and heard.tokens.empty()  # it has the phrase; nothing generated yet
-        assert _wait(lambda: jam.responses == 1)
+        assert wait_until(lambda: jam.responses == 1)
         assert jam._live is not None and jam._live.stream is heard  # the answer continued that stream
         ons = [m for m in out.sent if m.type == "note_on" and m.velocity > 0]
         offs = [m for m in out.sent if m.type == "note_off" or (m.type == "note_on" and m.velocity == 0)]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import mido
@@ -31,6 +31,7 @@ from performance_rnn.model import RecurrentModel
 from performance_rnn.tasks.music.generate import MusicModel, controls_for, music_engine
 from service.jam import Jam, JamConfig
 from testing.midi import FakePort, unmatched_note_ons
+from testing.waiting import wait_until
 
 CC_TEMPERATURE, CC_DENSITY, CC_KEY, CC_RESPONSE, CC_CONDITIONING, CC_PANIC = 21, 22, 23, 24, 25, 26  # the default map
 
@@ -75,15 +76,6 @@ class Spy:
 
     def log_prob(self, params, targets):
         return self.head.log_prob(params, targets)
-
-
-def wait_until(cond: Callable[[], bool], timeout_s: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while not cond():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.005)
-    return True
 
 
 def cc(number: int, value: int) -> mido.Message:

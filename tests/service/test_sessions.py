@@ -9,21 +9,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.settings import Settings
+from testing.waiting import wait_until
 
 from .conftest import FakePorts, JackReceiver, unmatched_note_ons  # type: ignore[import-not-found]
 
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
-
-
-def wait_for(predicate: Any, timeout_s: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def note_ons(port: Any) -> int:
@@ -40,7 +32,7 @@ def test_create_list_change_stop(client: TestClient, fake_ports: FakePorts) -> N
     listed = client.get("/api/sessions").json()
     assert [s["id"] for s in listed] == [sid] and "token" not in listed[0]
     port = fake_ports.opened["test out"]
-    assert wait_for(lambda: note_ons(port) > 0)
+    assert wait_until(lambda: note_ons(port) > 0)
 
     change = {"temperature": 0.7, "density": 4, "key": None}
     assert client.patch(f"/api/sessions/{sid}", json=change).status_code == 401
@@ -63,13 +55,13 @@ def test_create_list_change_stop(client: TestClient, fake_ports: FakePorts) -> N
 def test_pause_silences_and_resume_continues(client: TestClient, fake_ports: FakePorts) -> None:
     created = client.post("/api/sessions", json={"port_name": "p"}).json()
     port, auth = fake_ports.opened["p"], bearer(created["token"])
-    assert wait_for(lambda: note_ons(port) > 0)
+    assert wait_until(lambda: note_ons(port) > 0)
     r = client.patch(f"/api/sessions/{created['id']}", json={"paused": True}, headers=auth)
     assert r.json()["paused"] is True
     assert not unmatched_note_ons(port.messages)
     client.patch(f"/api/sessions/{created['id']}", json={"paused": False}, headers=auth)
     count = note_ons(port)
-    assert wait_for(lambda: note_ons(port) > count)
+    assert wait_until(lambda: note_ons(port) > count)
     client.delete(f"/api/sessions/{created['id']}", headers=auth)
 
 
@@ -78,11 +70,11 @@ def test_an_abandoned_session_stops_itself_with_all_notes_off(make_client, setti
     c = make_client(settings.model_copy(update={"session_lease_s": 2.0}))
     created = c.post("/api/sessions", json={"port_name": "orphan"}).json()
     port = fake_ports.opened["orphan"]
-    assert wait_for(lambda: note_ons(port) > 0, timeout_s=1.5)
+    assert wait_until(lambda: note_ons(port) > 0, timeout_s=1.5)
     # the owner goes away without a word: the lease runs out
     assert c.get("/api/sessions").json() != []
-    assert wait_for(lambda: c.get("/api/sessions").json() == [], timeout_s=5)
-    assert wait_for(lambda: port.closed, timeout_s=5)  # unlisted first, then stopped and closed
+    assert wait_until(lambda: c.get("/api/sessions").json() == [], timeout_s=5)
+    assert wait_until(lambda: port.closed, timeout_s=5)  # unlisted first, then stopped and closed
     assert not unmatched_note_ons(port.messages)
     assert c.app.state.runtime.engine.active == 0
     assert c.get(f"/api/sessions/{created['id']}").status_code == 404
@@ -91,7 +83,7 @@ def test_an_abandoned_session_stops_itself_with_all_notes_off(make_client, setti
 def test_a_session_that_reaches_its_length_ends_cleanly(client: TestClient, fake_ports: FakePorts) -> None:
     client.post("/api/sessions", json={"port_name": "short", "max_seconds": 0.5})
     port = fake_ports.opened["short"]
-    assert wait_for(lambda: client.get("/api/sessions").json() == [], timeout_s=5)
+    assert wait_until(lambda: client.get("/api/sessions").json() == [], timeout_s=5)
     assert port.closed and not unmatched_note_ons(port.messages)
 
 
@@ -112,7 +104,7 @@ def test_shutdown_stops_every_session(make_client, settings: Settings, fake_port
     c = make_client(settings)
     c.post("/api/sessions", json={"port_name": "a"})
     port = fake_ports.opened["a"]
-    assert wait_for(lambda: note_ons(port) > 0)
+    assert wait_until(lambda: note_ons(port) > 0)
     c.__exit__(None, None, None)  # the server stops mid-note
     assert port.closed and not unmatched_note_ons(port.messages)
 
@@ -127,7 +119,7 @@ def test_a_session_plays_into_a_jack_port(make_client, settings: Settings, jack_
     session = c.app.state.runtime.sessions.get(created.json()["id"])
     rx = JackReceiver(session.port.name)
     try:
-        assert wait_for(lambda: any(m.type == "note_on" and m.velocity > 0 for m in rx.messages()), 10)
+        assert wait_until(lambda: any(m.type == "note_on" and m.velocity > 0 for m in rx.messages()), 10)
         r = c.delete(f"/api/sessions/{created.json()['id']}", headers=bearer(created.json()["token"]))
         assert r.status_code == 204
         time.sleep(0.2)
