@@ -4,6 +4,10 @@ Times given to ``Player.schedule`` are seconds from the player's origin (set by 
 thread sleeps until ``spin_s`` before each due time, then spins. ``stop``, ``cancel``, ``panic``, leaving a
 ``with`` block and a failing port all send a note-off for every note the player left sounding.
 
+A timed port (``TimedOutputPort``: frame-accurate JACK, ``midi_io.jack_timed``) is handed each message
+``port.lead_s`` before its due time with the due time attached (``send_at``), and places it itself; ``stop``,
+``cancel`` and ``panic`` then also make it drop what it holds and release what it left sounding.
+
 Many players can share one emitting thread instead: ``Player(port, config, hub=hub)`` on a running
 ``PlayerHub``. The hub waits on a condition variable until the earliest due time across its players (an
 earlier message scheduled meanwhile wakes it), spins the last ``spin_s``, then emits every player's due
@@ -30,7 +34,7 @@ import mido
 
 from midi_io.errors import PortUnavailableError
 from midi_io.notes import Note
-from midi_io.ports import OutputPort
+from midi_io.ports import OutputPort, TimedOutputPort
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +80,8 @@ class PlayerStats:
     dropped: int  # late note-ons dropped (their note-offs are not sent either)
     resyncs: int  # origin moves under LatePolicy.RESYNC
     forced_offs: int  # notes released by the max-duration guard
-    timing_errors_s: tuple[float, ...]  # actual send time - scheduled time, seconds, oldest first
+    # send time - due time, seconds, oldest first; for a timed port the hand-over time (negative: ahead)
+    timing_errors_s: tuple[float, ...]
 
 
 def note_events_to_messages(events: Iterable[tuple[float, str, int, int]], channel: int = 0) -> list[TimedMessage]:
@@ -118,6 +123,8 @@ class Player:
             raise ValueError("a player on a hub uses the hub's clock: give now/sleep to the hub")
         self.port = port
         self.config = config or PlayerConfig()
+        self._timed: TimedOutputPort | None = port if isinstance(port, TimedOutputPort) else None
+        self._lead_s = self._timed.lead_s if self._timed is not None else 0.0  # hand-over ahead of the due time
         self.hub = hub
         self.error: Exception | None = None  # what stopped the thread, if anything did
         self._now = hub.now if hub is not None else now or time.monotonic
@@ -205,7 +212,7 @@ class Player:
             self._cond.notify_all()
             if self.hub is not None and self._started and self._heap[0][1] == seq:  # a new earliest message
                 assert self._origin is not None
-                self.hub._wake_for(self, self._origin + time_s)
+                self.hub._wake_for(self, self._origin + time_s - self._lead_s)
 
     def schedule_many(self, messages: Iterable[TimedMessage], *, timeout_s: float | None = None) -> None:
         for time_s, msg in messages:
@@ -318,7 +325,7 @@ class Player:
         assert self._origin is not None
         times = [on + self.config.max_note_s for on in self._sounding.values()]
         if self._heap:
-            times.append(self._origin + self._heap[0][0])
+            times.append(self._origin + self._heap[0][0] - self._lead_s)
         return min(times, default=None)
 
     def _emit_due_locked(self) -> None:
@@ -330,7 +337,7 @@ class Player:
                 self._swallow[key] += 1
                 self._counts["forced_offs"] += 1
                 logger.warning("released channel %d pitch %d after %.1f s (max_note_s)", *key, cfg.max_note_s)
-        while self._heap and self._origin + self._heap[0][0] <= self._now():
+        while self._heap and self._origin + self._heap[0][0] - self._lead_s <= self._now():
             time_s, _, msg = heapq.heappop(self._heap)
             due = self._origin + time_s
             late_s = self._now() - due
@@ -360,8 +367,12 @@ class Player:
         self._send(msg, due)
 
     def _send(self, msg: mido.Message, due: float | None) -> None:
-        """Send now, keeping the sounding set and the stats in step. Caller holds the lock."""
-        self.port.send(msg)
+        """Send now (a timed port: hand over for ``due``), keeping the sounding set and the stats in step.
+        Caller holds the lock."""
+        if self._timed is not None and due is not None:
+            self._timed.send_at(msg, due)
+        else:
+            self.port.send(msg)
         sent_at = self._now()
         if _is_note_on(msg):
             self._sounding[(msg.channel, msg.note)] = sent_at
@@ -372,6 +383,11 @@ class Player:
             self._errors_s.append(sent_at - due)
 
     def _release_all_locked(self) -> None:
+        if self._timed is not None:  # what it holds must not sound after the releases; it releases its own too
+            try:
+                self._timed.drop_pending()
+            except Exception as exc:  # noqa: BLE001 - releasing notes on a broken port is best effort
+                logger.warning("could not make the port drop its pending messages: %s", exc)
         for channel, pitch in list(self._sounding):
             self._send_quietly(mido.Message("note_off", channel=channel, note=pitch))
         self._sounding.clear()

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, Protocol, Self
+from typing import Any, Protocol, Self, runtime_checkable
 
 import mido
 
@@ -43,6 +43,19 @@ class OutputPort(Protocol):
     def send(self, msg: mido.Message) -> None: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class TimedOutputPort(OutputPort, Protocol):
+    """An output that places each message at its due time itself (``midi_io.jack_timed.TimedJackOutput``):
+    the player hands messages over ``lead_s`` early with ``send_at``; ``drop_pending`` forgets what it holds
+    and releases the notes it left sounding."""
+
+    lead_s: float
+
+    def send_at(self, msg: mido.Message, due_s: float) -> None: ...
+
+    def drop_pending(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -285,15 +298,54 @@ def connect_output(name: str, *, api: str | None = None, client_name: str = "per
     return RtMidiOutput(midi_out, rtmidi, ports[index], api)
 
 
-def open_output(name: str = "Performance RNN", *, virtual: bool | None = None, api: str | None = None) -> RtMidiOutput:
+def open_output(
+    name: str = "Performance RNN", *, virtual: bool | None = None, api: str | None = None, timed: bool | None = None
+) -> OutputPort:
     """Connect to the port ``name`` when ``virtual`` is False; create it when True; when None (as Magenta's
     midi_hub) connect if such a port exists, else create a virtual one (on Windows: connect only).
+
+    On JACK the port is frame-accurate (``midi_io.jack_timed.TimedJackOutput``: each message written at the frame
+    of its due time) unless ``timed`` is False; with ``timed`` None it falls back to rtmidi, with a warning, when
+    that cannot be built here. ``timed=True`` insists on it.
+
+    Raises:
+        PortUnavailableError: no such port, or the API fails; ``timed=True`` off JACK or unavailable.
     """
     if virtual is None:
         api = resolve_api(api)
         names = list_ports(api).outputs
         virtual = api != "winmm" and not any(name.lower() in n.lower() for n in names)
+    if timed is not False:
+        api = resolve_api(api)
+        if api == "jack":
+            try:
+                return _open_timed_jack(name, virtual=virtual)
+            except PortUnavailableError as exc:
+                if timed:
+                    raise
+                logger.warning("frame-accurate JACK output unavailable, using rtmidi's: %s", exc)
+        elif timed:
+            raise PortUnavailableError(f"frame-accurate output is for JACK only, not {api}")
     return open_virtual_output(name, api=api) if virtual else connect_output(name, api=api)
+
+
+def _open_timed_jack(name: str, *, virtual: bool) -> OutputPort:
+    from midi_io.jack_timed import TimedJackOutput
+
+    if virtual:
+        port = TimedJackOutput(name)
+        logger.info("opened frame-accurate JACK output %r", port.full_name)
+        return port
+    names = list_ports("jack").outputs
+    destination = names[find_port(names, name)]
+    port = TimedJackOutput("out", client_name="perfrnn")
+    try:
+        port.connect(destination)
+    except PortUnavailableError:
+        port.close()
+        raise
+    logger.info("connected frame-accurate JACK output to %r", destination)
+    return port
 
 
 def open_input(

@@ -33,6 +33,7 @@ class JackUnavailable(Exception):
 class JackServer:
     process: subprocess.Popen[bytes] | None  # None: a server was already running
     log_path: Path | None = None
+    command: str = "reused a running server"  # how it was started: jackd and its flags (no paths)
 
     def stop(self, timeout_s: float = 5.0) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -61,8 +62,21 @@ def jack_running() -> bool:
     return probe()
 
 
-def start_jack(*, rate: int = 48000, period: int = 64, timeout_s: float = 10.0) -> JackServer:
-    """A usable JACK server: the running one, or ``jackd --no-realtime -d dummy`` started here.
+def realtime_allowed() -> bool:
+    """True when this user may run threads with real-time (SCHED_FIFO) priority, as JACK's server and clients do
+    by default; probed in a child process, so this one's scheduling is untouched."""
+    if not hasattr(os, "sched_setscheduler"):
+        return False
+    probe = "import os; os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(10))"
+    return subprocess.run([sys.executable, "-c", probe], capture_output=True, check=False).returncode == 0
+
+
+def start_jack(*, rate: int = 48000, period: int = 64, timeout_s: float = 10.0,
+               realtime: bool | None = None) -> JackServer:
+    """A usable JACK server: the running one, or ``jackd -d dummy`` started here, with real-time priority when
+    ``realtime`` (None: when ``realtime_allowed()``, as users run JACK), else ``--no-realtime``. Without
+    real-time priority a busy machine delays JACK's cycles, and its clients then read the timing of a later
+    cycle than the one they process, which misplaces frame-accurate MIDI by whole cycles.
 
     Raises:
         JackUnavailable: python-rtmidi lacks JACK, jackd is not installed, or it did not come up in time.
@@ -77,10 +91,13 @@ def start_jack(*, rate: int = 48000, period: int = 64, timeout_s: float = 10.0) 
     log_fd, log_name = tempfile.mkstemp(prefix="jackd-", suffix=".log")  # a file: a full pipe would stall jackd
     env = {**os.environ, "JACK_NO_AUDIO_RESERVATION": "1"}
     # a long client timeout: on a loaded CI machine jackd would otherwise drop ("zombify") slow clients
-    cmd = [jackd, "--no-realtime", "-t", "5000", "-d", "dummy", "-r", str(rate), "-p", str(period)]
+    if realtime is None:
+        realtime = realtime_allowed()
+    priority = ["--realtime"] if realtime else ["--no-realtime"]
+    cmd = [jackd, *priority, "-t", "5000", "-d", "dummy", "-r", str(rate), "-p", str(period)]
     process = subprocess.Popen(cmd, stdout=log_fd, stderr=log_fd, env=env, preexec_fn=_die_with_parent)  # noqa: PLW1509 - tests' threads are idle here
     os.close(log_fd)
-    server = JackServer(process, Path(log_name))
+    server = JackServer(process, Path(log_name), " ".join(["jackd", *cmd[1:]]))
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
