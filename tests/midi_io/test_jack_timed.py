@@ -5,6 +5,7 @@ clear errors when the C part cannot be built or no server runs. Real JACK tests 
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Iterator
 
@@ -252,3 +253,43 @@ def test_stopping_a_player_drops_the_ports_pending_before_releasing() -> None:
     kinds = [(kind, m.type if m is not None else None) for kind, _, m, _ in port.log]
     assert kinds[:3] == [("at", "note_on"), ("drop", None), ("now", "note_off")]
     assert set(kinds[3:]) <= {("drop", None)}  # releasing again (the thread's own exit) only drops again
+
+
+@pytest.mark.jack
+def test_a_vanished_server_is_a_clear_error_on_the_next_send(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    import shutil
+    import subprocess
+    import uuid
+
+    jackd = shutil.which("jackd")
+    if jackd is None or not jack_timed.available():
+        pytest.skip("needs jackd and the timed JACK part")
+    name = f"perfrnn-vanish-{uuid.uuid4().hex[:6]}"  # a server of its own, so the shared one is untouched
+    log = (tmp_path / "jackd.log").open("w")
+    server = subprocess.Popen([jackd, "-n", name, "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "64"],
+                              stdout=log, stderr=log, env={**os.environ, "JACK_NO_AUDIO_RESERVATION": "1"})
+    monkeypatch.setenv("JACK_DEFAULT_SERVER", name)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                out = jack_timed.TimedJackOutput("doomed")
+                break
+            except PortUnavailableError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    pytest.skip("the private JACK server did not come up")
+                time.sleep(0.1)
+        out.send(on(60))
+        server.kill()
+        server.wait(5)
+        deadline = time.monotonic() + 5
+        with pytest.raises(PortUnavailableError, match="vanished"):
+            while time.monotonic() < deadline:
+                out.send(off(60))
+                time.sleep(0.01)
+        out.close()  # closing a port whose server is gone neither hangs nor raises
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait(5)
+        log.close()
