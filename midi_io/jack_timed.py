@@ -160,16 +160,19 @@ class _TimedPort:
             raise PortUnavailableError(f"JACK port {self.name!r} is closed")
         return self._h
 
-    def stats(self) -> TimedStats:
+    def _counters(self) -> list[int]:
         out = (ctypes.c_uint64 * 6)()
-        self._lib.jt_stats(self._handle(), out)
-        return TimedStats(out[0], out[1], out[2] / 1e3, out[3], out[4])
+        with self._lock:
+            self._lib.jt_stats(self._handle(), out)
+        return list(out)
+
+    def stats(self) -> TimedStats:
+        c = self._counters()
+        return TimedStats(c[0], c[1], c[2] / 1e3, c[3], c[4])
 
     @property
     def server_gone(self) -> bool:
-        out = (ctypes.c_uint64 * 6)()
-        self._lib.jt_stats(self._handle(), out)
-        return bool(out[5])
+        return bool(self._counters()[5])
 
     def close(self) -> None:
         with self._lock:
@@ -206,7 +209,8 @@ class TimedJackOutput(_TimedPort):
     def _push(self, msg: mido.Message, due_us: int) -> None:
         data = bytes(msg.bytes())
         buf = (ctypes.c_uint8 * len(data)).from_buffer_copy(data)
-        rc = self._lib.jt_send(self._handle(), buf, len(data), due_us)
+        with self._lock:  # not while another thread closes the port: the handle would be freed
+            rc = self._lib.jt_send(self._handle(), buf, len(data), due_us)
         if rc == 1:
             return
         if rc == -2:
@@ -216,7 +220,9 @@ class TimedJackOutput(_TimedPort):
         raise PortUnavailableError(f"JACK output {self.name!r} is not being drained (its queue is full)")
 
     def drop_pending(self) -> None:
-        if self._h is not None and self._lib.jt_flush(self._h) == -1:
+        with self._lock:
+            gone = self._h is not None and self._lib.jt_flush(self._h) == -1
+        if gone:
             raise PortUnavailableError(f"JACK output {self.name!r} vanished: the server shut down")
 
     def connect(self, destination: str) -> None:
@@ -249,6 +255,7 @@ class TimedJackInput(_TimedPort):
 
     def poll(self) -> list[tuple[float, bytes]]:
         got = []
-        while (n := self._lib.jt_receive(self._handle(), self._data, ctypes.byref(self._time))) > 0:
-            got.append((self.from_jack_us(self._time.value), bytes(self._data[:n])))
-        return got
+        with self._lock:
+            while (n := self._lib.jt_receive(self._handle(), self._data, ctypes.byref(self._time))) > 0:
+                got.append((self._time.value, bytes(self._data[:n])))
+        return [(self.from_jack_us(t), data) for t, data in got]
