@@ -44,9 +44,9 @@ from dataclasses import dataclass, field
 import torch
 
 from performance_rnn.config import SamplingConfig
-from performance_rnn.heads import BatchSampling, Head
+from performance_rnn.heads import BatchSampling, Generator, Head
 from performance_rnn.model import LSTMState
-from performance_rnn.sampling import Frontier, StepModel, TokenMask, advance, prime_last
+from performance_rnn.sampling import Frontier, StepModel, TokenMask, advance, generators_from_seeds, prime_last
 
 log = logging.getLogger(__name__)
 
@@ -207,7 +207,7 @@ class Engine:
         self._frontier: Frontier | None = None
         self._settings: BatchSampling | None = None
         self._controls: torch.Tensor | None = None
-        self._generators: list[torch.Generator] = []
+        self._generators: list[Generator] = []
         self._next_id = 0
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -377,14 +377,11 @@ class Engine:
         frontier = Frontier(torch.cat([p.params for p in done]),  # type: ignore[misc]
                             LSTMState.cat([p.state for p in done]))  # type: ignore[misc]
         now = self.clock()
-        gens = []
+        gens = generators_from_seeds([s.spec.seed for s in joining])  # as ``generate`` seeds a stream
         for s in joining:
             s.paused_at = now if s.spec.paused else None
             s.prerolling = s.spec.lookahead_s is not None and not s.spec.paused
             s.started_at = 0.0 if s.prerolling else now
-            g = torch.Generator()
-            g.manual_seed(int(s.spec.seed))
-            gens.append(g)
         settings = BatchSampling.of([sp.sampling for sp in specs], self.device)
         per_stream = [self._ctrl(sp) for sp in specs]
         ctrls = None if self.default_controls is None else torch.stack([c for c in per_stream if c is not None])

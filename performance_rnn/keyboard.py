@@ -79,14 +79,14 @@ class KeyboardMask:
         everything, so notes would pile up until the duration guard.) A type with no possible event loses its
         mass to the others in proportion. Both key groups are handled in one pass (a few tensor ops: this runs
         at every step of every stream)."""
-        x = logits.float()
-        keys = x[:, self.on0 : self.on0 + 256].view(-1, 2, 128)  # NOTE_ON and NOTE_OFF logits, side by side
+        out = logits.float().clone()
+        keys = out[:, self.on0 : self.on0 + 256].view(-1, 2, 128)  # NOTE_ON and NOTE_OFF logits, side by side
         ok = self._keys_allowed()
-        e = torch.exp(keys - keys.amax(dim=2, keepdim=True))  # (B, 2, 128), largest 1 per group
-        kept_share = (e * ok).sum(dim=2, keepdim=True) / e.sum(dim=2, keepdim=True)  # in (0, 1], or 0: none possible
-        lift = -torch.log(torch.where(kept_share > 0, kept_share, 1.0))  # a group with nothing possible: no lift
-        out = x.clone()
-        out[:, self.on0 : self.on0 + 256] = (keys + lift).masked_fill_(~ok, float("-inf")).flatten(1)
+        e = (keys - keys.amax(dim=2, keepdim=True)).exp_()  # (B, 2, 128), largest 1 per group
+        kept_share = e.mul(ok).sum(dim=2, keepdim=True).div_(e.sum(dim=2, keepdim=True))  # in (0, 1], or 0: none
+        lift = torch.where(kept_share > 0, kept_share, 1.0).log_().neg_()  # a group with nothing possible: no lift
+        # lift where possible, -inf where not, added in place (a bool masked_fill on this strided view is slower)
+        keys.add_(torch.where(ok, lift, float("-inf")))
         return out
 
     def update(self, tokens: Tensor) -> None:

@@ -8,6 +8,7 @@ fed alongside input event i).
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol, Self
@@ -16,7 +17,7 @@ import torch
 from torch import Tensor
 
 from performance_rnn.config import SamplingConfig
-from performance_rnn.heads import BatchSampling, CategoricalHead, Head, filtered_log_probs
+from performance_rnn.heads import BatchSampling, CategoricalHead, Generator, Head, filtered_log_probs
 from performance_rnn.model import LSTMState
 
 
@@ -103,7 +104,7 @@ def advance(
     head: Head,
     frontier: Frontier,
     settings: BatchSampling,
-    generators: Sequence[torch.Generator],
+    generators: Sequence[Generator],
     controls: Tensor | None = None,
     mask: TokenMask | None = None,
 ) -> tuple[Tensor, Frontier]:
@@ -125,7 +126,7 @@ def generate(
     head: Head,
     primers: Sequence[Tensor],
     sampling: Sequence[SamplingConfig],
-    generators: Sequence[torch.Generator],
+    generators: Sequence[Generator],
     *,
     max_steps: int,
     primer_controls: Sequence[Tensor | None] | None = None,
@@ -167,7 +168,7 @@ def beam_search(
     beam_size: int,
     max_steps: int,
     sampling: SamplingConfig = SamplingConfig(),
-    generator: torch.Generator | None = None,
+    generator: Generator | None = None,
     branch_factor: int = 2,
     steps_per_iteration: int = 1,
     primer_controls: Tensor | None = None,
@@ -187,7 +188,7 @@ def beam_search(
     """
     if beam_size < 1 or branch_factor < 1 or steps_per_iteration < 1:
         raise ValueError("beam_size, branch_factor and steps_per_iteration must be >= 1")
-    gen = generator if generator is not None else torch.Generator().manual_seed(0)
+    gen = generator if generator is not None else generators_from_seeds([0])[0]
     frontier = prime(model, [primer], None if primer_controls is None else [primer_controls], prime_window)
     seqs = torch.zeros(1, 0, dtype=torch.long, device=primer.device)  # (beams, t)
     scores = torch.zeros(1, dtype=torch.float64, device=primer.device)  # (beams,)
@@ -219,11 +220,8 @@ def beam_search(
     return seqs[0].tolist(), float(scores[0])
 
 
-def generators_from_seeds(seeds: Sequence[int]) -> list[torch.Generator]:
-    """One CPU ``torch.Generator`` per stream, seeded (library code never seeds the global RNG)."""
-    gens = []
-    for s in seeds:
-        g = torch.Generator()
-        g.manual_seed(int(s))
-        gens.append(g)
-    return gens
+def generators_from_seeds(seeds: Sequence[int]) -> list[random.Random]:
+    """One ``random.Random`` per stream, seeded with its seed taken as an unsigned 64-bit value (``Random`` would
+    treat -s as s); library code never seeds a global RNG. A stream's draws follow from its seed alone, whatever
+    batch or row it is in (see ``heads.base.Generator``)."""
+    return [random.Random(int(s) & 0xFFFF_FFFF_FFFF_FFFF) for s in seeds]

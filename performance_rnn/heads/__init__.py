@@ -7,6 +7,7 @@ A head has ``num_params`` (the model's output width), ``sample(params, settings,
 
 from performance_rnn.heads.base import (
     BatchSampling,
+    Generator,
     Head,
     draw_normal,
     draw_uniform,
@@ -16,5 +17,5 @@ from performance_rnn.heads.base import (
 from performance_rnn.heads.categorical import CategoricalHead
 from performance_rnn.heads.mixture import StrokeMixtureHead
 
-__all__ = ["BatchSampling", "CategoricalHead", "Head", "StrokeMixtureHead", "draw_normal", "draw_uniform",
+__all__ = ["BatchSampling", "CategoricalHead", "Generator", "Head", "StrokeMixtureHead", "draw_normal", "draw_uniform",
            "filtered_log_probs", "filtered_logits"]

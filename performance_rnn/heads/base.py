@@ -3,9 +3,11 @@ draws, and temperature / top-k / top-p filtering of logits."""
 
 from __future__ import annotations
 
+import math
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeAlias, cast
 
 import torch
 from torch import Tensor
@@ -42,23 +44,52 @@ class BatchSampling:
         return BatchSampling(self.temperature[index], self.top_k[index], self.top_p[index])
 
 
-def draw_uniform(generators: Sequence[torch.Generator], n: int = 1) -> Tensor:
-    """(B, n) uniforms in [0, 1), row b drawn from generators[b] (so a stream's samples do not depend on
-    which other streams share its batch)."""
-    if len(generators) == 1:
-        return torch.rand(1, n, generator=generators[0], dtype=torch.float64)
-    return torch.stack([torch.rand(n, generator=g, dtype=torch.float64) for g in generators])
+# A stream's source of random numbers. ``sampling.generators_from_seeds`` makes ``random.Random`` (Mersenne Twister,
+# 53-bit uniforms): one C call per stream and one tensor per batch, so 64 streams draw in ~10 us, where 64
+# ``torch.rand`` calls on ``torch.Generator``s took ~100 us. A ``torch.Generator`` is still accepted (a caller's
+# beam-search generator, say); the streams of one batch use one kind.
+Generator: TypeAlias = random.Random | torch.Generator
 
 
-def draw_normal(generators: Sequence[torch.Generator], n: int = 1) -> Tensor:
-    """(B, n) standard normals, row b from generators[b]."""
-    return torch.stack([torch.randn(n, generator=g, dtype=torch.float64) for g in generators])
+def draw_uniform(generators: Sequence[Generator], n: int = 1) -> Tensor:
+    """(B, n) uniforms in [0, 1), float64, row b drawn from generators[b] (so a stream's samples do not depend on
+    which other streams share its batch, nor on its row)."""
+    if isinstance(generators[0], random.Random):
+        rngs = cast(Sequence[random.Random], generators)
+        if n == 1:
+            if len(rngs) == 1:
+                return torch.full((1, 1), rngs[0].random(), dtype=torch.float64)
+            return torch.tensor([g.random() for g in rngs], dtype=torch.float64).unsqueeze(1)
+        return torch.tensor([[g.random() for _ in range(n)] for g in rngs], dtype=torch.float64)
+    gens = cast(Sequence[torch.Generator], generators)
+    if len(gens) == 1:
+        return torch.rand(1, n, generator=gens[0], dtype=torch.float64)
+    return torch.stack([torch.rand(n, generator=g, dtype=torch.float64) for g in gens])
+
+
+def draw_normal(generators: Sequence[Generator], n: int = 1) -> Tensor:
+    """(B, n) standard normals, float64, row b from generators[b] (``random.Random``: Box-Muller on its uniforms,
+    so that they follow from the seed as its uniforms do)."""
+    if isinstance(generators[0], random.Random):
+        return torch.tensor([_box_muller(g, n) for g in cast(Sequence[random.Random], generators)],
+                            dtype=torch.float64)
+    return torch.stack([torch.randn(n, generator=g, dtype=torch.float64)
+                        for g in cast(Sequence[torch.Generator], generators)])
+
+
+def _box_muller(g: random.Random, n: int) -> list[float]:
+    out: list[float] = []
+    while len(out) < n:
+        r = math.sqrt(-2.0 * math.log(1.0 - g.random()))  # 1 - u in (0, 1]
+        a = 2.0 * math.pi * g.random()
+        out += (r * math.cos(a), r * math.sin(a))
+    return out[:n]
 
 
 class Head(Protocol):
     num_params: int
 
-    def sample(self, params: Tensor, settings: BatchSampling, generators: Sequence[torch.Generator]) -> Tensor: ...
+    def sample(self, params: Tensor, settings: BatchSampling, generators: Sequence[Generator]) -> Tensor: ...
 
     def log_prob(self, params: Tensor, targets: Tensor) -> Tensor: ...
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from performance_rnn.heads.base import BatchSampling, draw_uniform, filtered_logits
+from performance_rnn.heads.base import BatchSampling, Generator, draw_uniform, filtered_logits
 
 
 class CategoricalHead:
@@ -16,7 +16,7 @@ class CategoricalHead:
     def __init__(self, vocab_size: int) -> None:
         self.num_params = vocab_size
 
-    def sample(self, params: Tensor, settings: BatchSampling, generators: Sequence[torch.Generator]) -> Tensor:
+    def sample(self, params: Tensor, settings: BatchSampling, generators: Sequence[Generator]) -> Tensor:
         """params (B, V) logits -> tokens (B,) int64, by inverse CDF on a per-stream uniform."""
         probs = torch.softmax(filtered_logits(params, settings), dim=-1, dtype=torch.float64)  # (B, V)
         cdf = torch.cumsum(probs, dim=-1)

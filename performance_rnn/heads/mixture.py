@@ -29,7 +29,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from performance_rnn.heads.base import BatchSampling, draw_normal, draw_uniform
+from performance_rnn.heads.base import BatchSampling, Generator, draw_normal, draw_uniform
 
 LOG_SIGMA_MIN = -5.0  # sigma >= 0.0067 scale units (~0.14 px of KanjiVG's 109): no collapse on a point
 LOG_SIGMA_MAX = 4.0
@@ -82,7 +82,7 @@ class StrokeMixtureHead:
         pen = (torch.log_softmax(mp.pen_logits, dim=-1) * t[..., 2:5]).sum(-1)
         return offsets * (1.0 - t[..., 4]) + pen
 
-    def sample(self, params: Tensor, settings: BatchSampling, generators: Sequence[torch.Generator]) -> Tensor:
+    def sample(self, params: Tensor, settings: BatchSampling, generators: Sequence[Generator]) -> Tensor:
         """params (B, 3+6M) -> stroke-5 rows (B, 5) float32; an end state comes out as (0, 0, 0, 0, 1)."""
         mp = MixtureParams(params, self.num_mixtures)
         tau = settings.temperature.to(params.device).float()  # (B,)

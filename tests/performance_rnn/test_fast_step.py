@@ -41,6 +41,22 @@ def test_vector_inputs_match() -> None:
     _compare(model, FastStep(model), torch.randn(2, 10, 5), None, atol=1e-5)
 
 
+def test_the_large_batch_cell_matches_the_training_model() -> None:
+    model = _model(hidden_size=64)
+    assert fast_step._TANH_BY_SIGMOID_FROM <= 64 * 64  # this batch takes tanh(c') = 2 sigmoid(2c') - 1
+    _compare(model, FastStep(model), torch.randint(0, 40, (64, 8)), torch.rand(64, 8, 5), atol=1e-5)
+
+
+def test_both_cell_paths_agree(monkeypatch: pytest.MonkeyPatch) -> None:
+    gates, c = torch.randn(8, 4 * 16) * 4, torch.randn(8, 16) * 3  # saturated and linear regions both
+    h_tanh, c_tanh = fast_step._cell(gates.clone(), c, 16)
+    monkeypatch.setattr(fast_step, "_TANH_BY_SIGMOID_FROM", 1)
+    h_sig, c_sig = fast_step._cell(gates.clone(), c, 16)
+    torch.testing.assert_close(c_sig, c_tanh, atol=0, rtol=0)
+    torch.testing.assert_close(h_sig, h_tanh, atol=1e-6, rtol=0)
+    assert not torch.equal(h_sig, h_tanh)  # the other path did run
+
+
 def test_bf16_weights_stay_close() -> None:
     model = _model()
     tokens = torch.randint(0, 40, (2, 12))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -111,6 +112,28 @@ def test_masking_keeps_each_event_types_probability() -> None:
     # with no key held, the note-off mass is shared by the rest in proportion
     empty = torch.softmax(KeyboardMask.of(CFG, [[VEL + 20]]).apply(logits), -1)[0]
     assert empty[OFF : OFF + 128].sum() == 0 and empty.sum() == pytest.approx(1.0)
+
+
+def test_apply_matches_the_plain_formula_in_a_batch_and_leaves_its_input() -> None:
+    import random
+
+    rng = random.Random(7)
+    keys = [ON + 60, OFF + 60, ON + 61, OFF + 61, ON + 62, SHIFT + 3, VEL + 9]
+    mask = KeyboardMask.of(CFG, [[rng.choice(keys) for _ in range(rng.randrange(12))] for _ in range(64)])
+    logits = torch.randn(64, 388, generator=torch.Generator().manual_seed(3)) * 3
+    given = logits.clone()
+    out = mask.apply(logits)
+    assert torch.equal(logits, given)
+    ok = mask.allowed()
+    want = logits.clone()
+    for b in range(64):
+        for lo in (ON, OFF):
+            group = slice(lo, lo + 128)
+            share = float(torch.softmax(logits[b, group].double(), -1)[ok[b, group]].sum())
+            want[b, group] += -math.log(share) if share > 0 else 0.0
+    want[~ok] = float("-inf")
+    assert torch.equal(torch.isinf(out), ~ok)
+    torch.testing.assert_close(out[ok], want[ok], atol=1e-5, rtol=0)
 
 
 def test_priming_a_mask_equals_feeding_its_tokens_one_by_one() -> None:

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from performance_rnn.config import ModelConfig, SamplingConfig
-from performance_rnn.heads import BatchSampling, CategoricalHead, filtered_log_probs
+from performance_rnn.heads import BatchSampling, CategoricalHead, draw_normal, draw_uniform, filtered_log_probs
 from performance_rnn.model import RecurrentModel
 from performance_rnn.sampling import beam_search, generate, generators_from_seeds
 
@@ -55,6 +55,35 @@ def test_stream_does_not_depend_on_its_batch(model: RecurrentModel) -> None:
     batched = run(model, [torch.tensor([1]), torch.tensor([4, 5]), torch.tensor([9, 9, 9])],
                   [SamplingConfig(), SamplingConfig(temperature=1.3), SamplingConfig(top_k=2)], [1, 3, 5])
     assert torch.equal(alone[0], batched[1])
+
+
+def test_a_streams_draws_follow_from_its_seed_alone() -> None:
+    """Row by row, in a batch or alone (the one-stream path included), uniforms then normals as a head draws them."""
+    def draws(seeds: list[int]) -> list[torch.Tensor]:
+        gens = generators_from_seeds(seeds)
+        return [draw_uniform(gens), draw_uniform(gens, 2), draw_normal(gens, 2), draw_uniform(gens)]
+
+    alone, batched = draws([3]), draws([11, 3, -3, 12])
+    for a, b in zip(alone, batched, strict=True):
+        assert a.dtype == torch.float64 and torch.equal(a[0], b[1])
+    assert not torch.equal(batched[0][1], batched[0][2])  # -3 is not 3
+    assert len({float(x) for x in torch.cat([d.flatten() for d in batched])}) == 4 * 6  # no repeats
+    g, ref = generators_from_seeds([5, 5])  # one generator repeated (beam search): rows take its draws in turn
+    assert draw_uniform([g, g]).flatten().tolist() == [ref.random(), ref.random()]
+
+
+def test_draws_are_uniform_and_normal_across_seeds_and_along_a_stream() -> None:
+    n = 4000
+    across = draw_uniform(generators_from_seeds(range(n))).flatten()  # the first draw of consecutive seeds
+    along = draw_uniform(generators_from_seeds([0]), n).flatten()  # one stream's first n draws
+    for u in (across, along):
+        assert float(u.min()) >= 0 and float(u.max()) < 1
+        counts = torch.histc(u.float(), bins=10, min=0, max=1)  # chi-square, 9 dof: p(> 27.9) = 0.001
+        assert float(((counts - n / 10) ** 2 / (n / 10)).sum()) < 27.9
+        assert abs(float(torch.corrcoef(torch.stack([u[:-1], u[1:]]))[0, 1])) < 0.06  # neighbours independent
+    z = draw_normal(generators_from_seeds(range(n)), 2)
+    assert abs(float(z.mean())) < 0.05 and abs(float(z.std()) - 1) < 0.04
+    assert abs(float(torch.corrcoef(z.T)[0, 1])) < 0.06
 
 
 def test_top_k_1_equals_greedy(model: RecurrentModel) -> None:

@@ -68,7 +68,7 @@ def test_pause_silences_and_resume_continues(client: TestClient, fake_ports: Fak
 def test_an_abandoned_session_stops_itself_with_all_notes_off(make_client, settings: Settings,
                                                               fake_ports: FakePorts) -> None:
     c = make_client(settings.model_copy(update={"session_lease_s": 2.0}))
-    created = c.post("/api/sessions", json={"port_name": "orphan"}).json()
+    created = c.post("/api/sessions", json={"port_name": "orphan", "seed": 1}).json()  # its music starts at once
     port = fake_ports.opened["orphan"]
     assert wait_until(lambda: note_ons(port) > 0, timeout_s=1.5)
     # the owner goes away without a word: the lease runs out
