@@ -61,10 +61,13 @@ class Timeline:
     ``clock``, the engine's clock). Feeding happens on one thread (the engine's, or the event loop's)."""
 
     def __init__(self, stream: Stream, codec: PerformanceCodecConfig, *,
-                 clock: Callable[[], float] = time.monotonic, margin_s: float = START_MARGIN_S) -> None:
+                 clock: Callable[[], float] = time.monotonic, margin_s: float = START_MARGIN_S,
+                 origin: float | None = None) -> None:
+        """``origin``: the clock time due times count from, when a player already counts from it; the engine
+        may move ``stream.started_at`` at any moment (a resumed pause), so it must be read once, not twice."""
         self.stream, self.clock, self.margin_s = stream, clock, margin_s
         self.decoder = PerformanceDecoder(codec, velocity=final_velocity(stream.spec.primer.tolist(), codec))
-        self.origin = stream.started_at or clock()
+        self.origin = origin if origin is not None else stream.started_at or clock()
         self.lag_s: float | None = None  # how late the first token arrived after the music's time 0 (+ margin)
         self.first_note_at: float | None = None  # clock time the first note-on is due
         self.first_note_music_s: float | None = None  # its music time: the model's own rest before it
@@ -135,7 +138,11 @@ class LivePlayback:
             time.sleep(0.0005)
         origin = self.stream.started_at or time.monotonic()
         self.player.start(origin_s=origin)
-        self.timeline = Timeline(self.stream, self.codec, clock=lambda: origin + self.player.piece_time())
+        # the player's origin, not started_at read again: a jam answer's resume moves started_at on by the time
+        # the stream spent listening, and due times counted from the moved value came that much early on the
+        # player (its notes dropped as late)
+        self.timeline = Timeline(self.stream, self.codec, clock=lambda: origin + self.player.piece_time(),
+                                 origin=origin)
         self.stream.attach(self._on_token)
         return self
 

@@ -9,6 +9,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import mido
+import pytest
 import torch
 
 from performance_rnn.codecs.performance import PerformanceCodecConfig, token_layout
@@ -130,3 +131,31 @@ def test_time_spent_paused_moves_every_later_event() -> None:
     assert timeline.due(off) == 0.1 + 1.5 + START_MARGIN_S
     clock.now = STARTED_AT + 3.0
     assert timeline.now() == 3.0 and timeline.end_s() == timeline.due(off)
+
+
+PAUSE = 0.377  # how long a jam stream listened, paused, before its answer was resumed
+
+
+class ResumingPlayer(RecordingPlayer):
+    """The engine applies a paused stream's resume just as the player starts: ``started_at`` moves on by the pause
+    (the jam answer's race, seen as answers dropped on a busy machine)."""
+
+    def __init__(self, clock: FakeClock, stream: Stream) -> None:
+        super().__init__(clock)
+        self.stream = stream
+
+    def start(self, origin_s: float) -> None:
+        super().start(origin_s)
+        self.stream.started_at += PAUSE
+
+
+def test_a_resume_during_start_moves_the_due_times_on_the_players_clock() -> None:
+    clock = FakeClock(STARTED_AT + PAUSE)  # the answer's first token comes after the pause
+    stream = started_stream(TOKENS)
+    player = ResumingPlayer(clock, stream)
+    LivePlayback(stream, player, CFG).start()  # type: ignore[arg-type]
+    assert player.origin == STARTED_AT
+    first_due, first = player.scheduled[0]
+    assert first.type == "note_on" and first.note == 60
+    # due after the pause on the player's clock (before the fix: START_MARGIN_S, 377 ms in the past: dropped)
+    assert first_due == pytest.approx(PAUSE + START_MARGIN_S)
