@@ -292,3 +292,23 @@ def test_a_vanished_server_is_a_clear_error_on_the_next_send(monkeypatch: pytest
             server.kill()
             server.wait(5)
         log.close()
+
+
+@pytest.mark.jack
+def test_open_output_connects_a_timed_port_to_an_existing_input_by_name(jack_port_name: str) -> None:
+    sink = jack_timed.TimedJackInput(jack_port_name)  # a synth's or DAW's input port, "<name>:in"
+    try:
+        out = open_output(jack_port_name, virtual=False, api="jack")
+        try:
+            assert isinstance(out, jack_timed.TimedJackOutput)
+            time.sleep(0.05)
+            due = time.monotonic() + 0.1
+            out.send_at(on(61), due)  # type: ignore[attr-defined]
+            [(t, data)] = wait_received(sink, 1, [])  # type: ignore[arg-type]
+            assert data == bytes(on(61).bytes()) and abs(t - due) < 0.02  # at its time, not when handed over
+        finally:
+            out.close()
+        with pytest.raises(PortUnavailableError, match="matches no port"):
+            open_output(f"{jack_port_name}-nowhere", virtual=False, api="jack")
+    finally:
+        sink.close()
