@@ -268,7 +268,8 @@ def test_a_vanished_server_is_a_clear_error_on_the_next_send(monkeypatch: pytest
     name = f"perfrnn-vanish-{uuid.uuid4().hex[:6]}"  # a server of its own, so the shared one is untouched
     log = (tmp_path / "jackd.log").open("w")
     server = subprocess.Popen([jackd, "-n", name, "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "64"],
-                              stdout=log, stderr=log, env={**os.environ, "JACK_NO_AUDIO_RESERVATION": "1"})
+                              stdout=log, stderr=log,
+                              env={**os.environ, "JACK_NO_AUDIO_RESERVATION": "1", "JACK_DEFAULT_SERVER": name})
     monkeypatch.setenv("JACK_DEFAULT_SERVER", name)
     try:
         deadline = time.monotonic() + 10
@@ -281,7 +282,7 @@ def test_a_vanished_server_is_a_clear_error_on_the_next_send(monkeypatch: pytest
                     pytest.skip("the private JACK server did not come up")
                 time.sleep(0.1)
         out.send(on(60))
-        server.kill()
+        server.terminate()  # it shuts down in order (SIGKILL would leave its shared memory registered behind it)
         server.wait(5)
         assert wait_until(lambda: out.server_gone, timeout_s=5)  # JACK tells its clients when the server goes
         with pytest.raises(PortUnavailableError, match="vanished"):
@@ -289,7 +290,7 @@ def test_a_vanished_server_is_a_clear_error_on_the_next_send(monkeypatch: pytest
         out.close()  # closing a port whose server is gone neither hangs nor raises
     finally:
         if server.poll() is None:
-            server.kill()
+            server.terminate()
             server.wait(5)
         log.close()
 
