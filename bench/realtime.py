@@ -7,7 +7,10 @@ first note. Prints a table and writes JSON with the machine it ran on.
 Every figure is measured in this run, the naive ``nn.LSTM`` per-step loop (``RecurrentModel.step``) included.
 Batch-1 latency runs with ``torch.set_num_threads(1)``; the other sections with ``--threads`` (default 1).
 Sections 3 and 4 play every stream's player on one shared ``PlayerHub`` thread, as a server does;
-``--player-threads`` gives each player its own thread instead (for comparison).
+``--player-threads`` gives each player its own thread instead (for comparison). Section 4 plays through the
+frame-accurate JACK output (the default on JACK) and, as the baseline in the same run, python-rtmidi's, each
+recorded by a frame-accurate JACK client (``JACK_MEASURE``); the JACK server is started with real-time priority
+where the machine allows it (``testing.jack.start_jack``).
 """
 
 from __future__ import annotations
