@@ -48,13 +48,29 @@ def cache_dir() -> Path:
     return Path(os.environ.get("PERFRNN_CACHE") or Path.home() / ".cache" / "perfrnn")
 
 
-@cache
 def _library() -> ctypes.CDLL:
-    """The compiled C part, built on first use and cached by the hash of its source and command.
+    """The compiled C part, built on first use and cached by the hash of its source and command; a failure is
+    remembered for the process too (every port opened after it falls back at once, without another build).
 
     Raises:
         PortUnavailableError: no libjack, no C compiler, or the build failed (the message says which).
     """
+    built = _build()
+    if isinstance(built, str):
+        raise PortUnavailableError(built)
+    return built
+
+
+@cache
+def _build() -> ctypes.CDLL | str:
+    """``_library``'s work: the loaded library, or why there is none."""
+    try:
+        return _compile_and_load()
+    except PortUnavailableError as exc:
+        return str(exc)
+
+
+def _compile_and_load() -> ctypes.CDLL:
     libjack = ctypes.util.find_library("jack")
     if libjack is None:
         raise PortUnavailableError("frame-accurate JACK output needs libjack (apt-get install libjack-jackd2-0)")

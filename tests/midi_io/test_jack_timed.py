@@ -175,11 +175,14 @@ def test_a_failed_build_is_one_clear_error_and_open_output_falls_back(
         monkeypatch: pytest.MonkeyPatch, tmp_path, caplog: pytest.LogCaptureFixture) -> None:
     monkeypatch.setenv("PERFRNN_CACHE", str(tmp_path))  # nothing cached: it must build
     monkeypatch.setenv("CC", "false")  # a "compiler" that always fails
-    jack_timed._library.cache_clear()
+    jack_timed._build.cache_clear()
     try:
         with pytest.raises(PortUnavailableError, match="building the frame-accurate JACK output failed"):
             jack_timed.TimedJackOutput("x")
         assert not jack_timed.available()
+        monkeypatch.delenv("CC")  # a build would now work, but the failure is remembered: no rebuild per port
+        with pytest.raises(PortUnavailableError, match="building the frame-accurate JACK output failed"):
+            jack_timed.TimedJackOutput("x")
         opened: list[str] = []
         monkeypatch.setattr("midi_io.ports.resolve_api", lambda api=None: "jack")
         monkeypatch.setattr("midi_io.ports.open_virtual_output", lambda name, api=None: opened.append(name) or "rt")
@@ -189,7 +192,7 @@ def test_a_failed_build_is_one_clear_error_and_open_output_falls_back(
         with pytest.raises(PortUnavailableError, match="building"):
             open_output("z", virtual=True, timed=True)
     finally:
-        jack_timed._library.cache_clear()
+        jack_timed._build.cache_clear()
     assert list(tmp_path.iterdir()) == []  # no half-built library left behind
 
 
