@@ -15,6 +15,7 @@ import threading
 
 from service.cli.channels import CHANNEL_HELP, midi_channel
 from service.cli.generate import DEFAULT_CHECKPOINT, add_weights_argument
+from service.cli.ports import add_output_timing_argument, timed_output
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -24,9 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="Performance RNN", help="output port: created unless --connect")
     p.add_argument("--connect", action="store_true", help="connect the output to an existing port")
     p.add_argument("--api", choices=["alsa", "jack", "coremidi", "winmm"], default=None)
-    p.add_argument("--no-frame-timing", dest="frame_timing", action="store_false",
-                   help="on JACK, send each message through rtmidi when due (lands at the next cycle's start) instead "
-                        "of writing it at its due frame")
+    add_output_timing_argument(p)
     p.add_argument("--mode", choices=["call", "continuous"], default="call")
     p.add_argument("--response-seconds", type=float, default=0.0, help="0 = as long as the phrase")
     p.add_argument("--silence", type=float, default=1.0, help="seconds of silence that end a phrase")
@@ -64,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     cc_map = CCMap.parse(args.cc_map) if args.cc_map else CCMap()
     mm = load_music(args.checkpoint, args.device, weights=args.weights)
     out = open_output(args.out, virtual=not args.connect, api=args.api,
-                       timed=None if args.frame_timing else False)
+                       timed=timed_output(args))
     echo = Echo(out, echo_channel) if args.passthrough else None
     capture = PhraseCapture(CaptureConfig(silence_s=args.silence, cc_map=cc_map), passthrough=echo)
     engine = music_engine(mm).start()

@@ -8,6 +8,7 @@ import sys
 from performance_rnn.codecs.controls import DENSITY_HELP, KEY_HELP
 from service.cli.channels import CHANNEL_HELP, midi_channel
 from service.cli.generate import DEFAULT_CHECKPOINT, add_weights_argument
+from service.cli.ports import add_output_timing_argument, timed_output
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -15,9 +16,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="virtual port to create, or an existing port to connect to (see --connect)")
     p.add_argument("--connect", action="store_true", help="connect to an existing port instead of creating one")
     p.add_argument("--api", choices=["alsa", "jack", "coremidi", "winmm"], default=None)
-    p.add_argument("--no-frame-timing", dest="frame_timing", action="store_false",
-                   help="on JACK, send each message through rtmidi when due (lands at the next cycle's start) instead "
-                        "of writing it at its due frame")
+    add_output_timing_argument(p)
     p.add_argument("--channel", type=int, default=1, metavar="1..16", help=CHANNEL_HELP)
     p.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT))
     p.add_argument("--temperature", type=float, default=1.0)
@@ -52,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     primer = primer_from_file(args.primer) if args.primer else None
     mm = load_music(args.checkpoint, args.device, weights=args.weights)
     port = open_output(args.port_name, virtual=not args.connect, api=args.api,
-                       timed=None if args.frame_timing else False)
+                       timed=timed_output(args))
     engine = music_engine(mm).start()
     settle_for_realtime()
     player = Player(port, PlayerConfig(channel=channel, late_threshold_s=args.late_ms / 1000))
