@@ -7,7 +7,7 @@ the player hands messages over ``lead_s`` ahead of their due time with the time 
 in C (``jack_timed.c``, no Python and no GIL on JACK's thread) writes each at its frame.
 
 The C part is compiled on first use with the system's C compiler against libjack's runtime library (no JACK
-headers needed) and cached by source hash under ``$PERFRNN_CACHE`` (default ``~/.cache/perfrnn``). Without a
+headers needed; ``midi_io.native``) and cached under ``$PERFRNN_CACHE`` (default ``~/.cache/perfrnn``). Without a
 compiler or libjack, opening a port raises ``PortUnavailableError`` and ``midi_io.ports.open_output`` falls back
 to rtmidi. Times given and returned are on ``time.monotonic``'s clock.
 """
@@ -16,12 +16,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import hashlib
 import logging
-import os
-import shutil
-import subprocess
-import tempfile
 import threading
 import time
 import uuid
@@ -32,6 +27,7 @@ from typing import Self
 
 import mido
 
+from midi_io import native
 from midi_io.errors import PortUnavailableError
 
 logger = logging.getLogger(__name__)
@@ -42,10 +38,6 @@ DEFAULT_LEAD_S = 0.01  # hand-over ahead of the due time: a cycle (1.3 ms) plus 
 _STATUS_SERVER_FAILED = 0x10  # JackServerFailed: no server to connect to
 OFFSET_REFRESH_S = 0.5  # JACK's clock and time.monotonic may drift apart: re-measure their offset this often
 CLOSE_DRAIN_S = 0.25  # at close, wait this long at most for what was handed over to be written
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("PERFRNN_CACHE") or Path.home() / ".cache" / "perfrnn")
 
 
 def _library() -> ctypes.CDLL:
@@ -74,26 +66,10 @@ def _compile_and_load() -> ctypes.CDLL:
     libjack = ctypes.util.find_library("jack")
     if libjack is None:
         raise PortUnavailableError("frame-accurate JACK output needs libjack (apt-get install libjack-jackd2-0)")
-    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
-    if cc is None or shutil.which(cc) is None:
-        raise PortUnavailableError("frame-accurate JACK output is built on first use and needs a C compiler (cc)")
-    flags = ["-O2", "-std=c11", "-shared", "-fPIC"]
-    libs = [f"-l:{libjack}", "-lpthread"]
-    key = hashlib.sha256(SOURCE.read_bytes() + " ".join([*flags, *libs]).encode()).hexdigest()[:16]
-    target = cache_dir() / f"jack_timed-{key}.so"
-    if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".jack_timed-", suffix=".so", dir=target.parent)
-        os.close(fd)
-        try:
-            done = subprocess.run([cc, *flags, "-o", tmp, str(SOURCE), *libs], capture_output=True, text=True,
-                                  check=False, timeout=120)
-            if done.returncode != 0:
-                why = done.stderr.strip()[-400:] or f"{cc} exited with {done.returncode}"
-                raise PortUnavailableError(f"building the frame-accurate JACK output failed: {why}")
-            os.replace(tmp, target)  # atomic: a concurrent build or reader never sees half a library
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+    try:
+        target = native.build(SOURCE, ["-O2", "-std=c11", "-shared", "-fPIC"], [f"-l:{libjack}", "-lpthread"])
+    except native.NativeBuildError as exc:
+        raise PortUnavailableError(f"building the frame-accurate JACK output failed: {exc}") from None
     lib = ctypes.CDLL(str(target))
     u8p, u64p, vp = ctypes.POINTER(ctypes.c_uint8), ctypes.POINTER(ctypes.c_uint64), ctypes.c_void_p
     signatures = {
