@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from performance_rnn.codecs.performance import PerformanceCodecConfig, token_layout
+from performance_rnn.heads import BatchSampling, CategoricalHead, Generator, Head, draw_uniform, fast_sample
 
 
 class KeyboardMask:
@@ -88,6 +89,19 @@ class KeyboardMask:
         # lift where possible, -inf where not, added in place (a bool masked_fill on this strided view is slower)
         keys.add_(torch.where(ok, lift, float("-inf")))
         return out
+
+    def sample(self, head: Head, logits: Tensor, settings: BatchSampling, generators: Sequence[Generator]) -> Tensor:
+        """``apply``, ``head.sample`` and ``update`` in one: -> tokens (B,). For a categorical head with plain settings
+        on the CPU this is one C pass (``performance_rnn.heads.fast_sample``): the same distribution and, for the
+        same uniforms, the same tokens."""
+        if (isinstance(head, CategoricalHead) and settings.plain and fast_sample.usable(logits)
+                and self.start.device.type == "cpu"):
+            self.step = self.step.contiguous()
+            keyboard = (self.start, self.step, self.on0, self.shift0, self.cfg.max_shift_steps)
+            return fast_sample.sample(logits, settings.temperature, draw_uniform(generators), keyboard)[0]
+        tokens = head.sample(self.apply(logits), settings, generators)
+        self.update(tokens)
+        return tokens
 
     def update(self, tokens: Tensor) -> None:
         """Advance every stream by its token (B,); -1 leaves a stream as it is."""

@@ -41,6 +41,10 @@ class TokenMask(Protocol):
 
     def update(self, tokens: Tensor) -> None: ...  # (B,); -1 leaves a stream unchanged
 
+    # apply, head.sample and update in one (the keyboard mask's is one C pass) -> tokens (B,)
+    def sample(self, head: Head, logits: Tensor, settings: BatchSampling,
+               generators: Sequence[Generator]) -> Tensor: ...
+
     def select(self, index: Tensor) -> Self: ...  # the masks of the streams at ``index``
 
     def put(self, index: Tensor, other: Self) -> None: ...  # write ``select``'s result back
@@ -113,10 +117,10 @@ def advance(
     ``controls`` (B, C) condition the output *after* this one. The state is carried, never re-zeroed.
     ``mask`` rules out impossible outputs (their logits become -inf) and is advanced by the outputs.
     """
-    params = frontier.params if mask is None else mask.apply(frontier.params)
-    outputs = head.sample(params, settings, generators)
-    if mask is not None:
-        mask.update(outputs)
+    if mask is None:
+        outputs = head.sample(frontier.params, settings, generators)
+    else:
+        outputs = mask.sample(head, frontier.params, settings, generators)
     params, state = model.step(outputs, frontier.state, controls)
     return outputs, Frontier(params, state)
 
