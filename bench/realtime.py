@@ -1,11 +1,12 @@
-"""Real-time benchmark: step latency, throughput, concurrent live streams, MIDI timing through JACK, time to
-first note. Prints a table and writes JSON with the machine it ran on.
+"""Real-time benchmark: step latency, throughput, sampling, concurrent live streams, MIDI timing through JACK,
+time to first note. Prints a table and writes JSON with the machine it ran on.
 
     python -m bench.realtime [--quick] [--checkpoint PATH] [--out bench/results/realtime.json] [--threads N]
                              [--player-threads] [--no-settle]
 
 Every figure is measured in this run, the naive ``nn.LSTM`` per-step loop (``RecurrentModel.step``) included.
-Batch-1 latency runs with ``torch.set_num_threads(1)``; the other sections with ``--threads`` (default 1).
+Batch-1 latency and the sampling section run with ``torch.set_num_threads(1)``; the other sections with ``--threads``
+(default 1).
 Sections 3 and 4 play every stream's player on one shared ``PlayerHub`` thread, as a server does;
 ``--player-threads`` gives each player its own thread instead (for comparison). Section 4 plays through the
 frame-accurate JACK output (the default on JACK) and, as the baseline in the same run, python-rtmidi's, each
@@ -41,7 +42,7 @@ from performance_rnn.codecs.performance import Event, EventType, PerformanceCode
 from performance_rnn.config import ModelConfig, SamplingConfig
 from performance_rnn.errors import CheckpointError
 from performance_rnn.fast_step import FastStep, Weights, choose_weights
-from performance_rnn.heads import BatchSampling, CategoricalHead
+from performance_rnn.heads import BatchSampling, CategoricalHead, fast_sample
 from performance_rnn.keyboard import KeyboardMask
 from performance_rnn.model import RecurrentModel
 from performance_rnn.sampling import StepModel, advance, generators_from_seeds, prime
@@ -70,10 +71,11 @@ class Budget:
     stream_s: float  # how long each stream count must be sustained
     jack_s: float
     first_note_trials: int
+    sampling_trials: int  # per variant and batch size in the sampling section
 
 
-FULL = Budget(3000, 300, 8.0, 3.0, (1, 16, 32, 64, 96, 128, 160, 192), 10.0, 10.0, 7)
-QUICK = Budget(300, 40, 1.5, 0.7, (1, 32, 128), 3.0, 3.0, 3)
+FULL = Budget(3000, 300, 8.0, 3.0, (1, 16, 32, 64, 96, 128, 160, 192), 10.0, 10.0, 7, 2000)
+QUICK = Budget(300, 40, 1.5, 0.7, (1, 32, 128), 3.0, 3.0, 3, 200)
 
 
 def pct(xs: list[float], q: float) -> float:
@@ -178,6 +180,38 @@ def throughput(mm: MusicModel, budget: Budget, batches: tuple[int, ...] = (1, 8,
             row[f"step_ms{label}"] = elapsed / steps * 1e3
         out[f"b{b}"] = row
     torch.set_num_threads(1)
+    return out
+
+
+# ---- 2b. sampling alone ----
+def sampling_cost(mm: MusicModel, budget: Budget, batches: tuple[int, ...] = (1, 64)) -> Json:
+    """Microseconds to sample B streams' next events through the keyboard mask and advance the mask (temperature 1,
+    one torch thread), p50 over alternating trials on the same logits and masks: the one-pass C kernel (what serving
+    uses where it builds, ``performance_rnn.heads.fast_sample``) and, as the baseline, the tensor ops it replaced
+    (``KeyboardMask.apply``, ``CategoricalHead.sample_by_tensor_ops``, ``KeyboardMask.update``)."""
+    torch.set_num_threads(1)
+    out: Json = {"kernel_built": fast_sample.available(), "threads": 1}
+    for b in batches:
+        ctrl = default_controls(mm.model.config, b)
+        frontier = prime(mm.fast, [torch.tensor([300])] * b, None if ctrl is None else [ctrl[:1]] * b)
+        settings, gens = BatchSampling.of([SamplingConfig()] * b), generators_from_seeds(range(b))
+        mask = KeyboardMask.of(mm.codec, [[300]] * b)
+        for _ in range(32):  # a running stream's logits and keyboard
+            _, frontier = advance(mm.fast, mm.head, frontier, settings, gens, ctrl, mask)
+        rows, logits = torch.arange(b), frontier.params
+        kernel: list[float] = []
+        ops: list[float] = []
+        for _ in range(budget.sampling_trials):
+            m = mask.select(rows)
+            t0 = time.perf_counter()
+            m.sample(mm.head, logits, settings, gens)
+            kernel.append((time.perf_counter() - t0) * 1e6)
+            m = mask.select(rows)
+            t0 = time.perf_counter()
+            m.update(mm.head.sample_by_tensor_ops(m.apply(logits), settings, gens))
+            ops.append((time.perf_counter() - t0) * 1e6)
+        out[f"b{b}"] = {"kernel_p50_us": pct(kernel, 50), "tensor_ops_p50_us": pct(ops, 50),
+                        "speedup_p50": pct(ops, 50) / pct(kernel, 50), "trials": len(kernel)}
     return out
 
 
@@ -542,6 +576,11 @@ def table(r: Json) -> str:
         naive = f", naive nn.LSTM {d['events_per_s_naive_nn_lstm']:.0f}" if "events_per_s_naive_nn_lstm" in d else ""
         rows.append(("2 events/s (step+mask+sample)", k, (f"{d['events_per_s']:.0f} ev/s with {tp['threads']} threads "
                      f"({f(d['step_ms'])} ms/step), 1 thread {d['events_per_s_1_thread']:.0f}{naive}")))
+    sc = r["sampling"]
+    for k, d in ((k, d) for k, d in sc.items() if k.startswith("b")):
+        rows.append(("2b sampling+mask, 1 thread", k, (f"one C pass p50 {f(d['kernel_p50_us'])} us"
+                     f"{'' if sc['kernel_built'] else ' (NOT BUILT: tensor ops)'}; tensor ops (baseline) p50 "
+                     f"{f(d['tensor_ops_p50_us'])} us: {d['speedup_p50']:.1f}x")))
     for t in r["streams"]["trials"]:
         rows.append(("3 live streams", f"N={t['streams']}", (f"{'ok' if t['ok'] else 'FAIL'}: later than 10 ms "
                      f"{t['later_than_10ms']} (max lateness {f(t['max_lateness_ms'])} ms), dropped {t['dropped']}, "
@@ -627,7 +666,8 @@ def main(argv: list[str] | None = None) -> int:
         settle_for_realtime()
     shared = not args.player_threads
     sections: tuple[tuple[str, Callable[[MusicModel, Budget], Json]], ...] = (
-        ("throughput", throughput), ("streams", lambda m, b: concurrent_streams(m, b, shared_hub=shared)),
+        ("throughput", throughput), ("sampling", sampling_cost),
+        ("streams", lambda m, b: concurrent_streams(m, b, shared_hub=shared)),
         ("jack", lambda m, b: jack_timing(m, b, shared_hub=shared)), ("first_note", first_note), ("jam", jam_answer))
     for key, fn in sections:
         print(f"running {key} ...", flush=True)
