@@ -16,6 +16,7 @@ class CategoricalHead:
 
     def __init__(self, vocab_size: int) -> None:
         self.num_params = vocab_size
+        fast_sample.available()  # build (first time on this machine) or load the kernel now, off any real-time path
 
     def sample(self, params: Tensor, settings: BatchSampling, generators: Sequence[Generator]) -> Tensor:
         """params (B, V) logits -> tokens (B,) int64, by inverse CDF on a per-stream uniform (in one C pass where

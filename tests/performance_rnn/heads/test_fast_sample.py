@@ -219,3 +219,16 @@ def test_uniform_draws_are_the_streams_own() -> None:
     HEAD.sample(_logits(3, 0), BatchSampling.of([SamplingConfig()] * 3), gens)
     draw_uniform(twins)
     assert [g.random() for g in gens] == [g.random() for g in twins]
+
+
+def test_making_a_head_prepares_the_kernel_off_the_real_time_path() -> None:
+    """The first build takes a compiler run: it happens when a model's head is made, not at a stream's first step."""
+    fast_sample._library.cache_clear()
+    try:
+        CategoricalHead(V)
+        assert fast_sample._library.cache_info().currsize == 1
+        misses = fast_sample._library.cache_info().misses
+        HEAD.sample(_logits(2, 0), BatchSampling.of([SamplingConfig()] * 2), generators_from_seeds(range(2)))
+        assert fast_sample._library.cache_info().misses == misses  # sampling found it ready
+    finally:
+        fast_sample._library.cache_clear()
