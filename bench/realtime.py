@@ -21,7 +21,6 @@ import json
 import logging
 import math
 import os
-import platform
 import threading
 import time
 import uuid
@@ -35,6 +34,7 @@ import mido
 import numpy as np
 import torch
 
+from bench.common import ROOT, machine_info, shown
 from midi_io.notes import Note
 from midi_io.player import Player, PlayerHub
 from performance_rnn.codecs.controls import control_vector
@@ -57,7 +57,6 @@ from performance_rnn.tasks.music.generate import (
 from service.playback import LivePlayback, settle_for_realtime
 from testing.jack import JackReceiver, JackUnavailable, start_jack
 
-ROOT = Path(__file__).resolve().parents[1]
 Json = dict[str, Any]
 
 
@@ -82,36 +81,17 @@ def pct(xs: list[float], q: float) -> float:
     return float(np.percentile(xs, q)) if xs else float("nan")
 
 
-def machine_info() -> Json:
-    cpu = "unknown"
-    try:
-        cpu = next(ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                   if ln.startswith("model name"))
-    except (OSError, StopIteration):
-        cpu = platform.processor() or cpu
-    return {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__, "python": platform.python_version(),
-            "platform": platform.platform(), "loadavg_at_start": list(os.getloadavg())}
-
-
 def load_shipped(path: Path) -> tuple[MusicModel, str]:
     """The music checkpoint to benchmark, falling back to the training run's last checkpoint, then to random
     weights (said in the returned note)."""
     for candidate in (path, ROOT / "runs/music/last.pt"):
         try:
             mm = load_music(candidate)
-            return mm, _shown(candidate) if candidate == path else f"{_shown(candidate)} ({_shown(path)} missing)"
+            return mm, shown(candidate) if candidate == path else f"{shown(candidate)} ({shown(path)} missing)"
         except CheckpointError:
             continue
     model = RecurrentModel(ModelConfig(control_size=21)).eval()
-    return MusicModel(model, CategoricalHead(388), PerformanceCodecConfig()), f"random 3x512 ({_shown(path)} missing)"
-
-
-def _shown(path: Path) -> str:
-    """A path as it goes into the JSON: relative to the repository when inside it (no machine's absolute paths)."""
-    try:
-        return str(path.resolve().relative_to(ROOT))
-    except ValueError:
-        return path.name
+    return MusicModel(model, CategoricalHead(388), PerformanceCodecConfig()), f"random 3x512 ({shown(path)} missing)"
 
 
 def default_controls(config: ModelConfig, batch: int) -> torch.Tensor | None:
