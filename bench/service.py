@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import socket
 import statistics
 import subprocess
@@ -33,10 +32,10 @@ import httpx
 import torch
 import websockets
 
+from bench.common import ROOT, machine_info, shown
 from performance_rnn.config import SamplingConfig
 from performance_rnn.tasks.music.generate import generate_performances, load_music
 
-ROOT = Path(__file__).resolve().parents[1]
 LATE_TOLERANCE_S = 0.02  # scheduling slack on a shared machine; the web page buffers 0.15 s
 WARMUP_S = 0.5  # notes due this early in a stream are reported apart (start-up, not steady state)
 Json = dict[str, Any]
@@ -53,12 +52,6 @@ class Budget:
 
 FULL = Budget(render_reps=3, short_s=1.0, rps_window_s=10.0, stream_counts=(1, 4, 8, 16, 32, 64), stream_s=8.0)
 QUICK = Budget(render_reps=1, short_s=1.0, rps_window_s=4.0, stream_counts=(1, 4, 8), stream_s=4.0)
-
-
-def machine_info() -> Json:
-    return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "torch": torch.__version__,
-            "python": platform.python_version(), "platform": platform.platform(),
-            "loadavg_at_start": list(os.getloadavg())}
 
 
 def free_port() -> int:
@@ -239,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     budget = QUICK if args.quick else FULL
     torch.set_num_threads(args.threads)
     r: Json = {"machine": machine_info(), "quick": args.quick, "budget": asdict(budget),
-               "checkpoint": str(args.checkpoint), "torch_threads": args.threads}
+               "checkpoint": shown(args.checkpoint), "torch_threads": args.threads}
     server = Server(args.checkpoint, args.threads)
     try:
         print("running render_30s ...", flush=True)
