@@ -153,14 +153,27 @@ def throughput(mm: MusicModel, budget: Budget, batches: tuple[int, ...] = (1, 8,
             for _ in range(3):  # warm up
                 _, frontier = advance(step_model, mm.head, frontier, settings, gens, ctrl, mask)
             steps, t0 = 0, time.perf_counter()
+            ends = []
             while (elapsed := time.perf_counter() - t0) < budget.throughput_s or steps < 3:
                 _, frontier = advance(step_model, mm.head, frontier, settings, gens, ctrl, mask)
                 steps += 1
+                ends.append(time.perf_counter() - t0)
             row[f"events_per_s{label}"] = b * steps / elapsed
             row[f"step_ms{label}"] = elapsed / steps * 1e3
+            row[f"events_per_s{label}_windows"] = window_rates(ends, b)
         out[f"b{b}"] = row
     torch.set_num_threads(1)
     return out
+
+
+def window_rates(ends: list[float], batch: int, windows: int = 5) -> list[float]:
+    """Events/s in each of ``windows`` equal spans of the timed steps (``ends``: each step's end, seconds from the
+    start), in order: how steady the machine was while the mean was measured (the targets use the mean)."""
+    n = len(ends) // windows
+    if n < 1:
+        return []
+    cuts = [0.0] + [ends[(w + 1) * n - 1] for w in range(windows)]
+    return [batch * n / (cuts[w + 1] - cuts[w]) for w in range(windows)]
 
 
 # ---- 2b. sampling alone ----
@@ -554,8 +567,10 @@ def table(r: Json) -> str:
     tp = r["throughput"]
     for k, d in ((k, d) for k, d in tp.items() if k.startswith("b")):
         naive = f", naive nn.LSTM {d['events_per_s_naive_nn_lstm']:.0f}" if "events_per_s_naive_nn_lstm" in d else ""
+        spread = d.get("events_per_s_windows") or [math.nan]
         rows.append(("2 events/s (step+mask+sample)", k, (f"{d['events_per_s']:.0f} ev/s with {tp['threads']} threads "
-                     f"({f(d['step_ms'])} ms/step), 1 thread {d['events_per_s_1_thread']:.0f}{naive}")))
+                     f"({f(d['step_ms'])} ms/step; {len(spread)} windows {min(spread):.0f}-{max(spread):.0f}), "
+                     f"1 thread {d['events_per_s_1_thread']:.0f}{naive}")))
     sc = r["sampling"]
     for k, d in ((k, d) for k, d in sc.items() if k.startswith("b")):
         rows.append(("2b sampling+mask, 1 thread", k, (f"one C pass p50 {f(d['kernel_p50_us'])} us"
