@@ -31,11 +31,19 @@ def build(source: Path, flags: Sequence[str], libs: Sequence[str] = ()) -> Path:
     it is not cached yet.
 
     Raises:
-        NativeBuildError: no C compiler, or the compiler failed.
+        NativeBuildError: no C compiler, the compiler failed, or the source or the cache folder cannot be used
+            (a read-only home, say).
     """
     cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
     if cc is None or shutil.which(cc) is None:
         raise NativeBuildError("no C compiler (cc) found")
+    try:
+        return _build(cc, source, flags, libs)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise NativeBuildError(f"{type(exc).__name__}: {exc}") from None
+
+
+def _build(cc: str, source: Path, flags: Sequence[str], libs: Sequence[str]) -> Path:
     key = hashlib.sha256(source.read_bytes() + " ".join([*flags, *libs]).encode()).hexdigest()[:16]
     target = cache_dir() / f"{source.stem}-{key}.so"
     if target.exists():

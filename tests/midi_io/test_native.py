@@ -40,3 +40,16 @@ def test_a_failed_build_is_one_clear_error_and_leaves_nothing(monkeypatch: pytes
     with pytest.raises(native.NativeBuildError, match="no C compiler"):
         native.build(src, ["-shared", "-fPIC"])
     assert not any((tmp_path / "cache").glob("*"))  # no half-built library left behind
+
+
+@needs_cc
+def test_an_unusable_cache_folder_is_the_same_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    monkeypatch.setenv("PERFRNN_CACHE", str(blocker / "cache"))  # cannot be created: its parent is a file
+    src = tmp_path / "twice.c"
+    src.write_text("int twice(int x) { return 2 * x; }\n")
+    with pytest.raises(native.NativeBuildError, match="Error"):
+        native.build(src, ["-shared", "-fPIC"])
+    with pytest.raises(native.NativeBuildError, match="FileNotFoundError"):
+        native.build(tmp_path / "missing.c", ["-shared", "-fPIC"])
