@@ -168,7 +168,7 @@ def test_plain_categorical_sampling_takes_the_kernel_and_matches_the_tensor_ops(
     assert torch.equal(a, b)
 
 
-def test_filtered_settings_and_other_devices_take_the_tensor_ops(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_greedy_and_filtered_settings_take_the_tensor_ops(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[int] = []
     monkeypatch.setattr(fast_sample, "sample", lambda *a, **k: calls.append(1))
     settings = BatchSampling.of([SamplingConfig(top_k=5), SamplingConfig(temperature=0.0)])
